@@ -1,0 +1,171 @@
+"""The ``unetgan-bench`` command line.
+
+Exit codes: 0 success; 1 a measured regression (``compare``) or a run in which some cell
+failed; 2 bad input (a malformed suite, a missing folder, a bad flag), reported as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from unetgan_core.errors import UserError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors are bad input too: one line, exit 2
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="unetgan-bench", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a suite (resumes what its --out folder already holds)")
+    run.add_argument("suite", help="built-in suite name (smoke, quick, paper, ...) or a path to a .toml file")
+    run.add_argument("--out", type=Path, help="run folder (default: runs/<suite>)")
+    run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="overrides [suite] device")
+    run.add_argument("--seeds", type=int, nargs="+", help="overrides [suite] seeds")
+    run.add_argument("--data-root", type=Path, help="root folder of a real data set (sets [data] root)")
+    run.add_argument(
+        "--cache", type=Path, help="artifact cache folder (default $UNETGAN_CACHE or ~/.cache/unetgan-bench)"
+    )
+    run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    val = sub.add_parser("validate", help="check a suite file and print its cells; runs nothing")
+    val.add_argument("suite")
+    val.add_argument("--data-root", type=Path)
+
+    sub.add_parser("list", help="registered styles, models, scenarios, attacks, data sources and suites")
+
+    rep = sub.add_parser("report", help="(re)render report.html and the exported tables of a run folder")
+    rep.add_argument("run_dir", type=Path)
+
+    cmp_ = sub.add_parser("compare", help="compare two run folders; exit 1 on a regression beyond thresholds")
+    cmp_.add_argument("base_dir", type=Path)
+    cmp_.add_argument("new_dir", type=Path)
+    cmp_.add_argument("--dice-drop", type=float, help="largest allowed Dice drop (default: the suite's [compare])")
+    cmp_.add_argument("--throughput-ratio", type=float, help="smallest allowed new/base images/s ratio")
+    cmp_.add_argument("--gate-throughput", action="store_true", help="also fail on throughput regressions")
+    cmp_.add_argument("--html", type=Path, help="where to write the comparison HTML (default NEW_DIR/comparison.html)")
+    return p
+
+
+def _load(args: argparse.Namespace):
+    from bench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    if getattr(args, "data_root", None) is not None:
+        import dataclasses
+
+        suite = dataclasses.replace(suite, data={**suite.data, "root": str(args.data_root)})
+        from bench.registries import check_names
+
+        check_names(suite, suite.path)
+    return suite
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from bench.runner import run_suite
+    from bench.store import ArtifactStore
+
+    suite = _load(args)
+    if args.seeds:
+        if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
+            raise UserError(f"--seeds: expected distinct non-negative integers, got {args.seeds}")
+        suite = suite.with_seeds(args.seeds)
+    device = args.device or suite.suite.device
+    if args.device:
+        suite = dataclasses.replace(suite, suite=dataclasses.replace(suite.suite, device=args.device))
+    out = args.out or Path("runs") / suite.name
+    start = time.perf_counter()
+    result = run_suite(
+        suite, out, device=device, store=ArtifactStore(args.cache), progress=not args.quiet, report=not args.no_report
+    )
+    minutes = (time.perf_counter() - start) / 60
+    print(
+        f"measured {result.measured} cells ({result.skipped} already done) in {minutes:.1f} min; results: {out / 'results.jsonl'}"
+    )
+    if result.report is not None:
+        print(f"report: {result.report.resolve()}")
+    if result.failed:
+        print(f"{len(result.failed)} cell(s) failed; see {out / 'logs' / 'errors.log'}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.plan import build_plan
+    from bench.registries import open_source
+
+    suite = _load(args)
+    plan = build_plan(suite, open_source(suite, suite.path))
+    counts: dict[str, int] = {}
+    for task in plan.tasks:
+        counts[task.kind] = counts.get(task.kind, 0) + 1
+    print(f"{suite.path}: valid suite {suite.name!r}")
+    print("  " + ", ".join(f"{n} {k} task(s)" for k, n in counts.items()))
+    for (vendor, split), ref in sorted(plan.data.items()):
+        print(f"  {vendor:>10} {split:<5} {len(ref.subjects)} subjects")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.registries import registered
+    from bench.suite import SUITES_DIR
+
+    for kind, names in registered().items():
+        print(f"{kind}: {', '.join(names)}")
+    print(f"built-in suites: {', '.join(sorted(p.stem for p in SUITES_DIR.glob('*.toml')))}")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from reports.render import render_report
+
+    if not (args.run_dir / "results.jsonl").is_file():
+        raise UserError(f"{args.run_dir}: not a run folder (no results.jsonl)")
+    print(f"report: {render_report(args.run_dir).resolve()}")
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare_runs
+
+    comparison = compare_runs(
+        args.base_dir,
+        args.new_dir,
+        dice_drop=args.dice_drop,
+        throughput_ratio=args.throughput_ratio,
+        gate_throughput=args.gate_throughput,
+        html_path=args.html,
+    )
+    return comparison.exit_code
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

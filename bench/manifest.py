@@ -1,0 +1,110 @@
+"""``manifest.json``: what ran, where, on which code, and how long each stage took."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = (
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "scikit-learn",
+    "jinja2",
+    "matplotlib",
+    "nibabel",
+    "pydicom",
+    "unetgan-bench",
+)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_state(repo: Path = REPO) -> tuple[str | None, bool | None]:
+    """(commit, dirty) of the code that runs, or (None, None) outside a git checkout."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return commit.stdout.strip(), bool(status.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
+def read(run_dir: Path) -> dict[str, Any] | None:
+    path = Path(run_dir) / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def write(run_dir: Path, suite, runner, started: float, finished: float | None) -> None:
+    """Write the manifest atomically (it is rewritten as stages finish)."""
+    import torch
+
+    commit, dirty = git_state()
+    data = {
+        "suite": suite.name,
+        "suite_path": suite.path,
+        "suite_config": suite.resolved(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)) if finished else None,
+        "duration_s": round((finished or time.time()) - started, 3),
+        "commit": commit,
+        "dirty": dirty,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "device": runner.device,
+        "device_name": device_name(runner.device),
+        "threads": torch.get_num_threads(),
+        "stages": {k: round(v, 3) for k, v in runner.stages.items()},
+        "data_source": suite.data["source"],
+        "synthetic": bool(getattr(runner.source, "synthetic", False)),
+        "oracle": suite.scenarios.selection == "oracle",
+        "artifact_store": str(runner.store.root),
+        "hostname": platform.node(),
+    }
+    path = Path(run_dir) / "manifest.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    os.replace(tmp, path)

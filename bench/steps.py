@@ -1,0 +1,246 @@
+"""The work of each task kind, as functions of their inputs.
+
+Each function takes a task's config plus the loaded inputs it names and returns (or writes
+into the given folder) its output; none reads global state. The runner decides what to load
+and where to store.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from unetgan_core.data.sliceset import SliceSet
+
+FAST_PATH_CHECK_IMAGES = 64  # images on which the fast path's Dice is compared with fp32
+
+
+# -- training ----------------------------------------------------------------------------
+def train_unet(cfg: dict[str, Any], train: SliceSet, val: SliceSet, out: Path, device: str, progress: bool) -> None:
+    """Train one LV-Unet variant; writes ``model.pt`` (+ config JSON), ``history.json``, ``train_log.jsonl``."""
+    from unetgan_core.checkpoint import save_checkpoint
+    from unetgan_core.training import SegTrainConfig, train_segmenter
+
+    train_cfg = SegTrainConfig.from_dict(cfg["config"])
+    model, history = train_segmenter(
+        train, val, train_cfg, seed=cfg["seed"], device=device, log_path=out / "train_log.jsonl", progress=progress
+    )
+    save_checkpoint(
+        out / "model.pt",
+        model,
+        config={"model": {"name": train_cfg.model, "kwargs": train_cfg.model_kwargs}, "task": cfg},
+    )
+    (out / "history.json").write_text(json.dumps(history, indent=1, default=float))
+
+
+def train_translator(
+    cfg: dict[str, Any], unet: torch.nn.Module, data: dict[str, SliceSet], out: Path, device: str, progress: bool
+) -> None:
+    """Train one translator (CycleGAN or Unet-GAN) for a target; keeps the target->source generator."""
+    from unetgan_core.checkpoint import save_checkpoint
+    from unetgan_core.training import TranslatorConfig
+    from unetgan_core.training import train_translator as fit
+
+    t_cfg = TranslatorConfig.from_dict(cfg["config"])
+    generator, history = fit(
+        data["source_train"],
+        data["target_train"],
+        unet,
+        t_cfg,
+        seed=cfg["seed"],
+        device=device,
+        val_source=data["source_val"],
+        val_target=data["target_val"],
+        log_path=out / "train_log.jsonl",
+        progress=progress,
+    )
+    save_checkpoint(
+        out / "model.pt",
+        generator,
+        config={"model": {"name": "resnet_generator", "kwargs": t_cfg.generator}, "task": cfg},
+    )
+    (out / "history.json").write_text(json.dumps(history, indent=1, default=float))
+
+
+def load_model(path: Path, device: str) -> torch.nn.Module:
+    from unetgan_core.checkpoint import build_from_checkpoint
+
+    model = build_from_checkpoint(path, map_location=device)
+    return model.to(device).eval()
+
+
+def build_pipeline(unet, adapter: dict | None, translator, fit: SliceSet | None):
+    """The scenario's pipeline: a Unet alone, after histogram matching, or after a generator."""
+    from unetgan_core.histmatch import HistogramMatcher
+    from unetgan_core.pipelines import HistMatchPipeline, TranslatedPipeline, UnetPipeline
+
+    if adapter is None:
+        return UnetPipeline(unet)
+    if adapter["kind"] == "histmatch":
+        return HistMatchPipeline(HistogramMatcher.fit(fit.images), unet)
+    return TranslatedPipeline(translator, unet)
+
+
+@torch.no_grad()
+def translate(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Images ``[N, H, W]`` in [0, 1] passed through a generator, as float32 numpy."""
+    device = next(generator.parameters()).device
+    out = [
+        generator(torch.from_numpy(images[i : i + batch_size])[:, None].to(device)).cpu()[:, 0]
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out).numpy().astype(np.float32) if out else images.copy()
+
+
+# -- measuring ---------------------------------------------------------------------------
+def _predict(pipeline, images: np.ndarray, labels: np.ndarray, use_fast: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    """Predict with the fast path (channels_last + bf16) where it keeps Dice within 0.005 of fp32.
+
+    The check runs on the first ``FAST_PATH_CHECK_IMAGES`` images of this cell's own test set;
+    if the mean Dice differs by more than 0.005 the whole cell is predicted in fp32.
+    """
+    from unetgan_core.metrics import dice_scores
+
+    if not use_fast:
+        return pipeline.predict(images), {"used": False, "reason": "disabled in the suite"}
+    n = min(FAST_PATH_CHECK_IMAGES, len(images))
+    ref = pipeline.predict(images[:n])
+    fast = pipeline.predict(images[:n], fast=True)
+    d_ref = float(np.mean(dice_scores(ref, labels[:n])["dice_mean"]))
+    d_fast = float(np.mean(dice_scores(fast, labels[:n])["dice_mean"]))
+    delta = abs(d_fast - d_ref)
+    info = {"checked_images": n, "dice_fp32": d_ref, "dice_fast": d_fast, "delta": delta}
+    if delta > 0.005:
+        return pipeline.predict(images), {**info, "used": False, "reason": "Dice moved by more than 0.005; fp32"}
+    rest = pipeline.predict(images[n:], fast=True) if len(images) > n else np.zeros((0, *images.shape[1:]), np.uint8)
+    return np.concatenate([fast, rest]), {**info, "used": True}
+
+
+def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-image Dice (and HD95) of a pipeline on a labelled test set, and their summary."""
+    from unetgan_core.metrics import dice_scores, hd95_scores
+
+    test = test.take(test.labelled)
+    pred, fast = _predict(pipeline, test.images, test.labels, cfg.get("fast_path", False))
+    scores = dice_scores(pred, test.labels, myo_labelled=test.myo_labelled)
+    table = pd.DataFrame(
+        {
+            "index": np.arange(len(test)),
+            "subject": test.subjects,
+            "slice_index": test.slice_index,
+            "phase": test.phase,
+            **{k: np.asarray(v, dtype=float) for k, v in scores.items()},
+        }
+    )
+    if cfg.get("hd95", True):
+        for k, v in hd95_scores(pred, test.labels, test.pixel_mm, myo_labelled=test.myo_labelled).items():
+            table[k] = np.asarray(v, dtype=float)
+    metrics: dict[str, Any] = {"n_images": int(len(test))}
+    for col in table.columns[4:]:
+        values = table[col].to_numpy()
+        metrics[col] = float(np.nanmean(values)) if np.isfinite(values).any() else None
+        metrics[f"{col}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else None
+        metrics[f"{col}_n_nan"] = int(np.isnan(values).sum())
+    metrics["fast_path"] = fast
+    return table, metrics
+
+
+def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], dict | None]:
+    """Dice against eps for one attack on the first ``n_images`` labelled test images."""
+    from unetgan_core.robustness import evaluate_sweep, fig1_panels
+
+    test = test.take(test.labelled)
+    n = min(cfg["n_images"], len(test))
+    opts: dict[str, Any] = {"target": cfg["target"]}
+    if cfg["attack"] == "pgd":
+        opts.update(steps=cfg["pgd_steps"], step_fraction=cfg["pgd_step_fraction"])
+    sweep = evaluate_sweep(
+        pipeline,
+        test.images[:n],
+        test.labels[:n],
+        cfg["eps"],
+        cfg["attack"],
+        seed=cfg["seed"],
+        attack_options=opts,
+        myo_labelled=test.myo_labelled[:n],
+    )
+    rows = sweep.per_eps
+    panels = None
+    if cfg["attack"] == "fgsm" and n:
+        positive = sorted(e for e in cfg["eps"] if e > 0)
+        eps = positive[len(positive) // 2] if positive else 0.0
+        pick = _spread(test, min(2, n))
+        each = [fig1_panels(pipeline, test.images[i], test.labels[i], eps) for i in pick]
+        panels = {k: np.stack([p[k] for p in each]) for k in each[0] if k != "eps"}
+        panels["eps"] = np.array(eps)
+    return rows, panels
+
+
+def measure_throughput(cfg: dict[str, Any], device: str) -> list[dict[str, Any]]:
+    from unetgan_core.throughput.pipelines import run_throughput
+
+    return run_throughput(dict(cfg["section"]), device=device)
+
+
+def save_panels(path: Path, panels: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **{k: np.asarray(v) for k, v in panels.items()})
+    tmp.replace(path)
+
+
+# -- figures -----------------------------------------------------------------------------
+def write_figures(runner) -> None:
+    """Panel data for the report: translation before/after per target (first seed) and the style gallery."""
+    suite = runner.suite
+    n = suite.metrics.figure_images
+    fig_dir = runner.run_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    seed = suite.suite.seeds[0]
+    for task in runner.plan.of_kind("segmentation"):
+        cfg = task.config
+        adapter = cfg["pipeline"]["adapter"]
+        if cfg["replicate"] != seed or not adapter or adapter["kind"] != "translator" or n == 0:
+            continue
+        path = fig_dir / f"translation_{cfg['scenario']}_{cfg['vendor']}_seed{seed}.npz"
+        if path.exists():
+            continue
+        test = runner.data(cfg["test"])
+        test = test.take(test.labelled)
+        pick = _spread(test, n)
+        pipeline = runner.pipeline(cfg["pipeline"])
+        clean = runner.pipeline({"unet": cfg["pipeline"]["unet"], "adapter": None})
+        images = test.images[pick]
+        save_panels(
+            path,
+            {
+                "original": images,
+                "translated": translate(pipeline.generator, images),
+                "pred_before": clean.predict(images),
+                "pred_after": pipeline.predict(images),
+                "label": test.labels[pick],
+                "scenario": np.array(cfg["scenario"]),
+                "vendor": np.array(cfg["vendor"]),
+            },
+        )
+    gallery = fig_dir / "gallery.png"
+    if runner.source.synthetic and not gallery.exists():
+        from unetgan_core.data.gallery import render_gallery
+
+        styles = list(dict.fromkeys(suite.all_vendors))
+        render_gallery(
+            gallery, styles=[runner.source.style(s) for s in styles], n_anatomies=2, size_px=runner.source.size_px
+        )
+
+
+def _spread(test: SliceSet, n: int) -> np.ndarray:
+    """``n`` image indices spread over the test set, preferring mid-ventricular slices with a large LV."""
+    area = (test.labels == 1).sum(axis=(1, 2))
+    order = np.argsort(-area, kind="stable")
+    candidates = np.sort(order[: max(n * 4, n)])
+    return candidates[np.linspace(0, len(candidates) - 1, min(n, len(candidates))).astype(int)]

@@ -1,0 +1,228 @@
+"""Suite files: what to measure, validated strictly before anything runs.
+
+A suite is a TOML file with these tables (see ``suites/quick.toml`` for a commented example):
+``[suite]``, ``[data]``, ``[vendors]``, ``[splits]``, ``[unet]``, ``[translator]``,
+``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[throughput]``, ``[compare]``.
+Every error names the file, the table and key, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.schema import field, load_table
+from unetgan_core.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class SuiteSection:
+    name: str = field(doc="suite name, shown in reports")
+    description: str = field("", doc="one paragraph on what the suite measures")
+    seeds: list[int] = field(
+        [0], doc="replicate seeds; every trained model is trained once per seed", nonempty=True, ge=0
+    )
+    device: str = field("cpu", doc="where to train and evaluate", choices=("cpu", "cuda", "auto"))
+    fast_path: bool = field(True, doc="evaluate with channels_last + bf16 where its Dice stays within 0.005 of fp32")
+
+
+@dataclasses.dataclass(frozen=True)
+class VendorSection:
+    source: str = field(doc="vendor (style) the Unet is trained on")
+    targets: list[str] = field(doc="vendors the Unet is adapted to and tested on", nonempty=True)
+    styles: dict = field({}, doc="phantom only: new styles declared as parameter ranges, name -> table")
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitSection:
+    seed: int = field(0, doc="seed of the subject split (fixed across replicate seeds)", ge=0)
+    source: dict = field(
+        {"train": 0.6, "val": 0.15, "test": 0.25}, doc="source subjects per split (counts or fractions)"
+    )
+    target: dict = field(
+        {"train": 0.5, "val": 0.1, "test": 0.4},
+        doc="target subjects: train (unlabelled, translator training), val (selection), test (scoring)",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ScenarioSection:
+    run: list[str] = field(doc="scenarios to measure (see `unetgan-bench list`)", nonempty=True)
+    selection: str = field(
+        "unlabelled",
+        doc="translator checkpoint selection; 'oracle' uses target labels",
+        choices=("unlabelled", "oracle"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricSection:
+    hd95: bool = field(True, doc="also measure the 95th-percentile Hausdorff distance (mm)")
+    bootstrap_samples: int = field(2000, doc="bootstrap resamples for 95% confidence intervals", ge=100)
+    figure_images: int = field(4, doc="images per target in the translation figure", ge=0, le=16)
+
+
+@dataclasses.dataclass(frozen=True)
+class FgsmSection:
+    attacks: list[str] = field(["fgsm", "random_sign"], doc="attacks to run (see `unetgan-bench list`)", nonempty=True)
+    eps: list[float] = field(
+        [0.0, 0.002, 0.005, 0.01, 0.02, 0.05], doc="perturbation sizes, units of the [0,1] input", ge=0.0, le=1.0
+    )
+    scenarios: list[str] = field(["clean"], doc="pipelines to attack", nonempty=True)
+    vendors: list[str] = field([], doc="vendors to attack (default: source and targets)")
+    n_images: int = field(16, doc="test images attacked per vendor", ge=1)
+    target: str = field(
+        "label", doc="loss against the ground truth or the model's own prediction", choices=("label", "prediction")
+    )
+    pgd_steps: int = field(10, doc="PGD iterations", ge=1)
+    pgd_step_fraction: float = field(0.25, doc="PGD step size as a fraction of eps", gt=0.0, le=1.0)
+    seeds: list[int] = field([], doc="replicate seeds to attack (default: the first suite seed)")
+
+
+@dataclasses.dataclass(frozen=True)
+class CompareSection:
+    dice_drop: float = field(0.005, doc="largest allowed Dice drop per vendor and scenario", ge=0.0)
+    throughput_ratio: float = field(0.8, doc="smallest allowed new/base images-per-second ratio", gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    path: str
+    suite: SuiteSection
+    data: dict[str, Any]
+    vendors: VendorSection
+    splits: SplitSection
+    unet: dict[str, Any]
+    translator: dict[str, Any]
+    scenarios: ScenarioSection
+    metrics: MetricSection
+    fgsm: FgsmSection | None
+    throughput: dict[str, Any] | None  # validated by unetgan_core.throughput.pipelines.parse_section
+    compare: CompareSection
+
+    @property
+    def name(self) -> str:
+        return self.suite.name
+
+    @property
+    def all_vendors(self) -> list[str]:
+        return [self.vendors.source, *self.vendors.targets]
+
+    def resolved(self) -> dict[str, Any]:
+        """The whole suite as plain data (stored in the manifest and every row)."""
+        out = dataclasses.asdict(self)
+        out.pop("path")
+        return out
+
+    def with_seeds(self, seeds: list[int]) -> Suite:
+        return dataclasses.replace(self, suite=dataclasses.replace(self.suite, seeds=list(seeds)))
+
+
+SECTIONS = {
+    "suite",
+    "data",
+    "vendors",
+    "splits",
+    "unet",
+    "translator",
+    "scenarios",
+    "metrics",
+    "fgsm",
+    "throughput",
+    "compare",
+}
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A path as given, or the name of a built-in suite in ``suites/``."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UserError(f"{path}: suite file not found")
+        return path
+    builtin = SUITES_DIR / f"{name_or_path}.toml"
+    if builtin.is_file():
+        return builtin
+    known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.toml")))
+    raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {known}; or give a path to a .toml file")
+
+
+def _check_split(table: Any, where: str) -> None:
+    if not isinstance(table, dict) or set(table) != set(SPLIT_NAMES):
+        raise UserError(f"{where}: expected a table with keys train, val, test; got {table!r}")
+    values = list(table.values())
+    if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        return
+    if all(isinstance(v, float) and 0 < v < 1 for v in values) and sum(values) <= 1.0 + 1e-9:
+        return
+    raise UserError(f"{where}: expected subject counts >= 1 or fractions in (0, 1) summing to at most 1; got {table!r}")
+
+
+def parse_suite(text: str, where: str) -> Suite:
+    """Parse and validate suite TOML ``text``; ``where`` names the file in error messages."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{where}: not valid TOML ({exc})") from None
+    unknown = sorted(set(raw) - SECTIONS)
+    if unknown:
+        raise UserError(f"{where}: unknown table [{unknown[0]}]; allowed: {', '.join(sorted(SECTIONS))}")
+    for required in ("suite", "data", "vendors", "scenarios"):
+        if required not in raw:
+            raise UserError(f"{where}: missing table [{required}]")
+
+    data = raw["data"]
+    if not isinstance(data, dict) or not isinstance(data.get("source"), str):
+        raise UserError(f"{where}: [data] source: expected a string naming a data source (see `unetgan-bench list`)")
+    for name in ("unet", "translator", "throughput"):
+        if name in raw and not isinstance(raw[name], dict):
+            raise UserError(f"{where}: [{name}] must be a table")
+
+    suite = Suite(
+        path=where,
+        suite=load_table(SuiteSection, raw["suite"], f"{where}: [suite]"),
+        data=dict(data),
+        vendors=load_table(VendorSection, raw["vendors"], f"{where}: [vendors]"),
+        splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
+        unet=dict(raw.get("unet", {})),
+        translator=dict(raw.get("translator", {})),
+        scenarios=load_table(ScenarioSection, raw["scenarios"], f"{where}: [scenarios]"),
+        metrics=load_table(MetricSection, raw.get("metrics", {}), f"{where}: [metrics]"),
+        fgsm=load_table(FgsmSection, raw["fgsm"], f"{where}: [fgsm]") if "fgsm" in raw else None,
+        throughput=dict(raw["throughput"]) if isinstance(raw.get("throughput"), dict) else None,
+        compare=load_table(CompareSection, raw.get("compare", {}), f"{where}: [compare]"),
+    )
+    _check_split(suite.splits.source, f"{where}: [splits] source")
+    _check_split(suite.splits.target, f"{where}: [splits] target")
+    if suite.vendors.source in suite.vendors.targets:
+        raise UserError(
+            f"{where}: [vendors] targets: the source vendor {suite.vendors.source!r} cannot also be a target"
+        )
+    if len(set(suite.vendors.targets)) != len(suite.vendors.targets):
+        raise UserError(f"{where}: [vendors] targets: a vendor is listed twice")
+    if len(set(suite.suite.seeds)) != len(suite.suite.seeds):
+        raise UserError(f"{where}: [suite] seeds: a seed is listed twice")
+    from bench.registries import check_names
+
+    check_names(suite, where)
+    return suite
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Load a built-in suite by name or a suite file by path, fully validated."""
+    path = resolve_suite_path(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read suite file ({exc})") from None
+    return parse_suite(text, str(path))

@@ -1,0 +1,382 @@
+"""Figures for the report, drawn with matplotlib's Agg/SVG back ends and embedded inline.
+
+Charts become inline SVG (text stays text, so it is sharp and searchable); image panels
+become PNG data URIs. Nothing refers to a file or a network address, so ``report.html`` opens
+offline and can be mailed as one file. Figures are built on ``matplotlib.figure.Figure``
+directly, never through pyplot's global state, and are deterministic for the same inputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from unetgan_core.errors import DataError  # noqa: E402
+
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Label overlays: blood pool, myocardium, RV (RV is shown in pictures only, never scored).
+LABEL_COLOURS = {1: (0.90, 0.20, 0.20), 2: (0.20, 0.80, 0.30), 3: (0.25, 0.45, 0.95)}
+OVERLAY_ALPHA = 0.45
+TRANSLATION_ARRAYS = ("original", "translated", "pred_before", "pred_after", "label")
+FGSM_ARRAYS = ("image", "perturbation", "adversarial", "pred_before", "pred_after", "label")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+_RC = {
+    "svg.fonttype": "none",  # keep text as <text>: smaller files, selectable labels
+    "svg.hashsalt": "unetgan-bench",  # fixed ids: the same data give the same SVG bytes
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+
+
+def _plain(text: Any) -> str:
+    # A "$" in a vendor name would switch matplotlib into math mode; show it literally.
+    return str(text).replace("$", r"\$")
+
+
+def figure_to_svg(fig: Figure) -> str:
+    """An inline ``<svg>`` element for HTML, without XML prolog, DOCTYPE, metadata or namespaces.
+
+    Inline SVG in HTML needs none of those; removing them also keeps every URL-like string
+    (namespace names, the DTD address) out of the report.
+
+    Args:
+        fig: the figure (sizes in inches, as matplotlib uses).
+    """
+    buffer = io.StringIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    svg = re.sub(r"<metadata>.*?</metadata>", "", svg, flags=re.S)
+    svg = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg)
+    svg = re.sub(r'\s+version="1\.1"', "", svg, count=1)
+    # Let CSS size the chart to the column width while keeping its aspect ratio.
+    svg = re.sub(r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"', r'<svg\1 class="chart"', svg, count=1)
+    return svg
+
+
+def figure_to_png_uri(fig: Figure, dpi: int = 100) -> str:
+    """A ``data:image/png;base64,...`` URI of a figure.
+
+    Args:
+        fig: the figure.
+        dpi: dots per inch of the raster.
+    """
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return png_bytes_to_uri(buffer.getvalue())
+
+
+def png_bytes_to_uri(data: bytes) -> str:
+    """A data URI for PNG bytes.
+
+    Args:
+        data: the PNG file's bytes.
+
+    Raises:
+        DataError: the bytes are not a PNG file.
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        raise DataError("not a PNG file (bad signature)")
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def gallery_uri(path: Path) -> str | None:
+    """The style gallery PNG as a data URI; None when the run wrote none.
+
+    Args:
+        path: ``figures/gallery.png`` of the run.
+
+    Raises:
+        DataError: the file exists but is not a PNG.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return png_bytes_to_uri(path.read_bytes())
+    except DataError:
+        raise DataError(f"{path}: not a PNG file") from None
+
+
+def _new_figure(width_in: float, height_in: float) -> Figure:
+    with matplotlib.rc_context(_RC):
+        return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def dice_bar_chart(stats: pd.DataFrame, labels: dict[str, str], ylabel: str = "Dice") -> str | None:
+    """Grouped bars: mean per vendor (groups) and scenario (colours), 95% bootstrap CI as error bars.
+
+    Args:
+        stats: rows of :func:`reports.tables.segmentation_stats` (vendor, scenario, mean, ci95_low, ci95_high).
+        labels: scenario name -> legend label.
+        ylabel: the y-axis label (Dice is unitless, in [0, 1]).
+
+    Returns:
+        Inline SVG, or None when there is nothing to draw.
+    """
+    if stats.empty:
+        return None
+    vendors = list(dict.fromkeys(stats["vendor"]))
+    scenarios = list(labels)
+    width = 0.8 / max(len(scenarios), 1)
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(max(4.5, 1.3 * len(vendors) + 2), 3.0)
+        ax = fig.add_subplot()
+        for j, scenario in enumerate(scenarios):
+            sub = stats[stats["scenario"] == scenario].set_index("vendor")
+            xs, means, err = [], [], [[], []]
+            for i, vendor in enumerate(vendors):
+                if vendor not in sub.index:
+                    continue
+                row = sub.loc[vendor]
+                xs.append(i - 0.4 + width * (j + 0.5))
+                means.append(row["mean"])
+                low, high = row["ci95_low"], row["ci95_high"]
+                has_ci = not (math.isnan(low) or math.isnan(high))
+                err[0].append(row["mean"] - low if has_ci else 0.0)
+                err[1].append(high - row["mean"] if has_ci else 0.0)
+            if xs:
+                ax.bar(
+                    xs,
+                    means,
+                    width * 0.92,
+                    yerr=err,
+                    capsize=2,
+                    label=_plain(labels[scenario]),
+                    color=PALETTE[j % len(PALETTE)],
+                )
+        ax.set_xticks(range(len(vendors)), [_plain(v) for v in vendors])
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(0, 1.0 if stats["mean"].max() <= 1 else None)
+        ax.grid(axis="x", visible=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(scenarios), frameon=False)
+        return figure_to_svg(fig)
+
+
+def fgsm_chart(curves: pd.DataFrame) -> str | None:
+    """Dice against perturbation size, one line per (scenario, vendor) and a line style per attack.
+
+    Args:
+        curves: the output of :func:`reports.tables.fgsm_curves` (eps in normalised [0, 1] units).
+
+    Returns:
+        Inline SVG, or None when no attack was measured.
+    """
+    if curves.empty:
+        return None
+    styles = ("-", "--", ":", "-.")
+    attacks = list(dict.fromkeys(curves["attack"]))
+    series = list(dict.fromkeys(zip(curves["scenario"], curves["vendor"], strict=True)))
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(6.0, 3.2)
+        ax = fig.add_subplot()
+        for i, (scenario, vendor) in enumerate(series):
+            for k, attack in enumerate(attacks):
+                sub = curves[
+                    (curves["scenario"] == scenario) & (curves["vendor"] == vendor) & (curves["attack"] == attack)
+                ]
+                if sub.empty:
+                    continue
+                ax.plot(
+                    sub["eps"],
+                    sub["dice_mean"],
+                    styles[k % len(styles)],
+                    marker="o",
+                    markersize=3,
+                    color=PALETTE[i % len(PALETTE)],
+                    label=_plain(f"{scenario} / {vendor} / {attack}"),
+                )
+        ax.set_xlabel("eps (normalised [0, 1] intensity)")
+        ax.set_ylabel("Dice")
+        ax.set_ylim(0, 1)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
+        return figure_to_svg(fig)
+
+
+def throughput_chart(table: pd.DataFrame) -> str | None:
+    """Horizontal bars of images per second per throughput setting (failed settings left out).
+
+    Args:
+        table: the output of :func:`reports.tables.throughput_table`.
+
+    Returns:
+        Inline SVG, or None when no setting was measured successfully.
+    """
+    if table.empty:
+        return None
+    ok = table[(table["error"] == "") & table["images_per_s"].notna()]
+    if ok.empty:
+        return None
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(6.0, 0.35 * len(ok) + 1.0)
+        ax = fig.add_subplot()
+        ys = np.arange(len(ok))
+        ax.barh(ys, ok["images_per_s"], color=PALETTE[0])
+        ax.set_yticks(ys, [_plain(s) for s in ok["setting"]])
+        ax.invert_yaxis()
+        ax.set_xlabel("images per second")
+        ax.grid(axis="y", visible=False)
+        return figure_to_svg(fig)
+
+
+def overlay(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """An RGB picture of a grey image with label colours blended on top.
+
+    Args:
+        image: ``[H, W]`` intensities in [0, 1] (values outside are clipped).
+        mask: ``[H, W]`` labels (1 blood pool red, 2 myocardium green, 3 RV blue); None for the image alone.
+
+    Returns:
+        float ``[H, W, 3]`` in [0, 1].
+    """
+    grey = np.clip(np.asarray(image, float), 0, 1)
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if mask is None:
+        return rgb
+    mask = np.asarray(mask)
+    if mask.shape != grey.shape:
+        raise DataError(f"mask shape {mask.shape} does not match image shape {grey.shape}")
+    for value, colour in LABEL_COLOURS.items():
+        where = mask == value
+        rgb[where] = (1 - OVERLAY_ALPHA) * rgb[where] + OVERLAY_ALPHA * np.asarray(colour)
+    return rgb
+
+
+def load_panel(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Arrays of one figure panel file, each as ``[K, H, W]`` (a single image gets K = 1).
+
+    Args:
+        path: the ``.npz`` file written by the runner.
+        names: arrays that must be present.
+
+    Raises:
+        DataError: the file cannot be read, lacks an array, or the arrays disagree in shape.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read figure data ({exc})") from None
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        raise DataError(f"{path}: lacks array {missing[0]!r}; expected {', '.join(names)}")
+    shape = None
+    for name in names:
+        array = arrays[name]
+        if array.ndim == 2:
+            array = array[None]
+        if array.ndim != 3:
+            raise DataError(f"{path}: array {name!r} has shape {array.shape}; expected [K, H, W]")
+        if shape is not None and array.shape != shape:
+            raise DataError(f"{path}: array {name!r} has shape {array.shape}, others {shape}")
+        shape = array.shape
+        arrays[name] = array
+    return arrays
+
+
+def _image_grid(rows: list[tuple[str, list[np.ndarray], dict[str, Any]]]) -> str:
+    n_rows, n_cols = len(rows), len(rows[0][1])
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(1.5 * n_cols + 0.6, 1.5 * n_rows)
+        axes = fig.subplots(n_rows, n_cols, squeeze=False)
+        for r, (label, pictures, kwargs) in enumerate(rows):
+            for c, picture in enumerate(pictures):
+                ax = axes[r][c]
+                ax.imshow(picture, interpolation="nearest", **kwargs)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if c == 0:
+                    ax.set_ylabel(label, fontsize=8)
+        return figure_to_png_uri(fig, dpi=110)
+
+
+def translation_panel(path: Path, max_images: int = 6) -> str:
+    """The paper's Fig. 4/5 for one target: original, translated, segmentation before and after
+    translation (both overlaid on the original image), and the ground truth.
+
+    Args:
+        path: ``figures/translation_<vendor>_seed<k>.npz``.
+        max_images: columns shown at most.
+
+    Returns:
+        A PNG data URI.
+    """
+    a = load_panel(path, TRANSLATION_ARRAYS)
+    k = min(len(a["original"]), max_images)
+    rows = [
+        ("original", [a["original"][i] for i in range(k)], {"cmap": "gray", "vmin": 0, "vmax": 1}),
+        ("translated", [a["translated"][i] for i in range(k)], {"cmap": "gray", "vmin": 0, "vmax": 1}),
+        ("before", [overlay(a["original"][i], a["pred_before"][i]) for i in range(k)], {}),
+        ("after", [overlay(a["original"][i], a["pred_after"][i]) for i in range(k)], {}),
+        ("ground truth", [overlay(a["original"][i], a["label"][i]) for i in range(k)], {}),
+    ]
+    return _image_grid(rows)
+
+
+def fgsm_panel(path: Path, max_images: int = 4) -> tuple[str, float | None]:
+    """The paper's Fig. 1 for one attacked pipeline and vendor: image with its segmentation,
+    the perturbation, the adversarial image with its segmentation, and the ground truth.
+
+    Args:
+        path: ``figures/fgsm_<scenario>_<vendor>.npz`` (with scalar ``eps`` in [0, 1] units).
+        max_images: rows shown at most.
+
+    Returns:
+        (PNG data URI, eps or None when the file does not record it).
+    """
+    a = load_panel(path, FGSM_ARRAYS)
+    eps = None
+    with np.load(path, allow_pickle=False) as data:
+        if "eps" in data.files and np.asarray(data["eps"]).size == 1:
+            eps = float(np.asarray(data["eps"]).reshape(()))
+    k = min(len(a["image"]), max_images)
+    columns = [
+        ("image + prediction", [overlay(a["image"][i], a["pred_before"][i]) for i in range(k)], {}),
+        # The perturbation is stored amplified into [0, 1] with 0.5 meaning "unchanged".
+        (
+            "perturbation (amplified)",
+            [a["perturbation"][i] for i in range(k)],
+            {"cmap": "RdBu_r", "vmin": 0.0, "vmax": 1.0},
+        ),
+        ("adversarial + prediction", [overlay(a["adversarial"][i], a["pred_after"][i]) for i in range(k)], {}),
+        ("ground truth", [overlay(a["image"][i], a["label"][i]) for i in range(k)], {}),
+    ]
+    # The paper lays an example out as a row: one row per image, one column per picture.
+    n_rows, n_cols = k, len(columns)
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(1.6 * n_cols + 0.4, 1.6 * n_rows + 0.3)
+        axes = fig.subplots(n_rows, n_cols, squeeze=False)
+        for r in range(n_rows):
+            for c, (title, pictures, kwargs) in enumerate(columns):
+                ax = axes[r][c]
+                ax.imshow(pictures[r], interpolation="nearest", **kwargs)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+                if r == 0:
+                    ax.set_title(title, fontsize=8)
+        return figure_to_png_uri(fig, dpi=110), eps

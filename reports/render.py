@@ -1,0 +1,235 @@
+"""``render_report(run_dir)``: one self-contained ``report.html`` for a run folder.
+
+Every number is computed and formatted in Python (``reports.tables`` and ``reports.format``);
+the Jinja template only loops and prints. Autoescaping is on, so a vendor or scenario name
+is always shown as text. The CSS is inlined and figures are inline SVG or PNG data URIs, so
+the file makes no network request and opens offline. A part the run did not measure shows
+"not measured in this run"; a figure file that cannot be read shows why, instead of
+stopping the whole report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from reports import figures, tables
+from reports import format as fmt
+from reports.collect import Run, load_run
+from unetgan_core.errors import DataError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+NOT_MEASURED = "not measured in this run"
+SYNTHETIC_NOTICE = "synthetic phantom; styles inspired by the paper's vendors, not measurements of real scanners"
+ORACLE_NOTICE = (
+    "Some numbers come from oracle model selection (checkpoints chosen with target-domain labels, "
+    "which a deployed method would not have); each such number is marked \u201coracle\u201d."
+)
+SECTIONS = (
+    ("run", "Run"),
+    ("table1", "Table 1: Dice per vendor and scenario"),
+    ("per-class", "Dice per class"),
+    ("hd95", "HD95"),
+    ("translation", "Translation examples (Fig. 4/5)"),
+    ("gallery", "Style gallery"),
+    ("fgsm", "Adversarial attacks (FGSM)"),
+    ("throughput", "Throughput and wall time"),
+    ("config", "Suite configuration"),
+)
+STATISTICS_NOTE = (
+    "Mean \u00b1 standard deviation over test images; each image's value is first averaged over the "
+    "replicate seeds. \u201cseeds sd\u201d is the standard deviation of the per-seed means, the 95% CI a "
+    "percentile bootstrap of the mean over images. Markers: paired Wilcoxon signed-rank test against the "
+    "clean Unet on the same images (seed-averaged per-image values, seeds present in both): "
+    "* p<0.05, ** p<0.01, *** p<0.001. The paper's values (Yan et al. 2019, Table 1) are shown beneath ours."
+)
+_TRANSLATION_FILE = re.compile(r"^translation_(?P<vendor>.+)_seed(?P<seed>\d+)\.npz$")
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _svg(svg: str | None) -> Markup | None:
+    # Our own matplotlib output: its text nodes are already XML-escaped by matplotlib.
+    return Markup(svg) if svg else None
+
+
+def _header(run: Run) -> list[tuple[str, str]]:
+    m = run.manifest
+    commit = str(m.get("commit") or fmt.MISSING)
+    if m.get("dirty"):
+        commit += " (dirty: uncommitted changes)"
+    packages = m.get("packages") or {}
+    return [
+        ("suite", str(m.get("suite") or fmt.MISSING)),
+        ("started", str(m.get("started") or fmt.MISSING)),
+        ("finished", str(m.get("finished") or fmt.MISSING)),
+        ("duration", fmt.format_seconds(m.get("duration_s"))),
+        ("commit", commit),
+        ("device", str(m.get("device") or fmt.MISSING) + (f", {m['threads']} threads" if m.get("threads") else "")),
+        ("data source", str(m.get("data_source") or fmt.MISSING) + (" (synthetic)" if run.synthetic else "")),
+        ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
+        ("run folder", str(run.path)),
+    ]
+
+
+def _metric_section(run: Run, metric: str, digits: int) -> dict[str, Any] | None:
+    stats = tables.segmentation_stats(run, metric)
+    if stats.empty:
+        return None
+    return {"title": tables.METRIC_LABELS[metric], "table": tables.wide_table(run, stats, "html", digits)}
+
+
+def _translation_panels(run: Run) -> list[dict[str, Any]]:
+    panels = []
+    order = {v: i for i, v in enumerate(tables.vendor_order(run))}
+    found = []
+    for path in sorted((run.path / "figures").glob("translation_*.npz")):
+        match = _TRANSLATION_FILE.match(path.name)
+        if match:
+            found.append((order.get(match["vendor"], len(order)), match["vendor"], int(match["seed"]), path))
+    for _, vendor, seed, path in sorted(found, key=lambda t: (t[0], t[1], t[2])):
+        panel = {"title": f"{vendor}, seed {seed}", "uri": None, "error": None}
+        try:
+            panel["uri"] = figures.translation_panel(path)
+        except DataError as exc:
+            panel["error"] = f"could not be drawn: {exc}"
+        panels.append(panel)
+    return panels
+
+
+def _fgsm_panels(run: Run) -> list[dict[str, Any]]:
+    scenarios = sorted({str(s) for s in run.fgsm.get("scenario", [])}, key=len, reverse=True)
+    panels = []
+    for path in sorted((run.path / "figures").glob("fgsm_*.npz")):
+        stem = path.stem[len("fgsm_") :]
+        # Names may hold underscores: split at a scenario the run attacked, else at the first "_".
+        scenario = next((s for s in scenarios if stem.startswith(s + "_")), stem.split("_", 1)[0])
+        vendor = stem[len(scenario) + 1 :] or fmt.MISSING
+        panel = {"title": f"{tables.scenario_label(scenario)} on {vendor}", "uri": None, "error": None}
+        try:
+            panel["uri"], eps = figures.fgsm_panel(path)
+            if eps is not None:
+                panel["title"] += f", eps {fmt.format_number(eps, 4)}"
+        except DataError as exc:
+            panel["error"] = f"could not be drawn: {exc}"
+        panels.append(panel)
+    return panels
+
+
+def _gallery(run: Run) -> dict[str, Any] | None:
+    try:
+        uri = figures.gallery_uri(run.path / "figures" / "gallery.png")
+    except DataError as exc:
+        return {"uri": None, "error": f"could not be shown: {exc}"}
+    return {"uri": uri, "error": None} if uri else None
+
+
+def _fgsm(run: Run) -> dict[str, Any] | None:
+    curves = tables.fgsm_curves(run)
+    if curves.empty:
+        return None
+    eps50 = tables.eps50_table(run)
+    rows = [
+        {
+            "scenario": tables.scenario_label(r["scenario"]),
+            "vendor": r["vendor"],
+            "attack": r["attack"],
+            "dice_eps0": fmt.format_number(None if r["dice_eps0"] != r["dice_eps0"] else r["dice_eps0"]),
+            "eps50": r["eps50_text"],
+            "oracle": "oracle" if "oracle" in str(r["selection"]).split("+") else "",
+        }
+        for _, r in eps50.iterrows()
+    ]
+    return {"chart": _svg(figures.fgsm_chart(curves)), "eps50": rows}
+
+
+def _throughput(run: Run) -> dict[str, Any] | None:
+    table = tables.throughput_table(run)
+    if table.empty:
+        return None
+    return {"rows": tables.throughput_text(table), "chart": _svg(figures.throughput_chart(table))}
+
+
+def _stages(run: Run) -> list[dict[str, str]]:
+    frame = tables.stage_table(run.manifest)
+    return [
+        {
+            "stage": r["stage"].replace("_", " "),
+            "time": fmt.format_seconds(r["seconds"]),
+            "share": fmt.format_percent(r["share"]),
+        }
+        for _, r in frame.iterrows()
+    ]
+
+
+def report_context(run: Run) -> dict[str, Any]:
+    """Everything the template prints, already computed and formatted.
+
+    Args:
+        run: the run, from :func:`reports.collect.load_run`.
+    """
+    dice = tables.segmentation_stats(run, "dice_mean")
+    scenarios = tables.scenario_order(dice["scenario"]) if not dice.empty else []
+    config = run.manifest.get("suite_config")
+    return {
+        "title": f"unetgan-bench report: {run.manifest.get('suite') or run.path.name}",
+        "header": _header(run),
+        "synthetic_notice": SYNTHETIC_NOTICE if run.synthetic else None,
+        "oracle_notice": ORACLE_NOTICE if run.oracle else None,
+        "sections": SECTIONS,
+        "not_measured": NOT_MEASURED,
+        "statistics_note": STATISTICS_NOTE,
+        "table1": tables.wide_table(run, dice, "html") if not dice.empty else None,
+        "dice_chart": _svg(figures.dice_bar_chart(dice, {s: tables.scenario_label(s) for s in scenarios})),
+        "per_class": [s for s in (_metric_section(run, m, 3) for m in ("dice_blood_pool", "dice_myo")) if s],
+        "hd95": _metric_section(run, "hd95_mm", 1),
+        "translation": _translation_panels(run),
+        "gallery": _gallery(run),
+        "fgsm": _fgsm(run),
+        "fgsm_panels": _fgsm_panels(run),
+        "throughput": _throughput(run),
+        "stages": _stages(run),
+        "config": json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
+        "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
+    }
+
+
+def render_report(run_dir: Path | str, path: Path | str | None = None, exports: bool = True) -> Path:
+    """Write ``report.html`` (and, by default, the CSV/LaTeX tables and ``summary.json``) for a run.
+
+    Args:
+        run_dir: the run folder (``results.jsonl``, ``manifest.json``, ``per_image/``, ``figures/``).
+        path: where to write the HTML; ``run_dir/report.html`` when None.
+        exports: also write ``tables/*.csv``, ``tables/*.tex`` and ``summary.json`` (see
+            :func:`reports.tables.write_exports`).
+
+    Returns:
+        The path of the written report.
+
+    Raises:
+        UserError: the run folder or its results file is missing.
+        DataError: a results row, manifest or per-image CSV is malformed.
+    """
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    html = _environment().get_template("report.html.j2").render(**report_context(run))
+    out = Path(path) if path is not None else run_dir / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    if exports:
+        tables.write_exports(run_dir, run)
+    return out

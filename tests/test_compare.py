@@ -1,0 +1,180 @@
+"""compare_runs: exit codes for improved, equal, regressed and malformed inputs."""
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.compare import compare_runs, main_compare
+from unetgan_core.errors import UserError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
+
+
+def _copy(tmp_path: Path, name: str) -> Path:
+    target = tmp_path / name
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def _edit(run_dir: Path, change) -> None:
+    """Rewrite every row through ``change(row)`` (tests only; runs themselves only append)."""
+    path = run_dir / "results.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.unlink()
+    with open(path, "a", encoding="utf-8") as f:
+        for row in rows:
+            change(row)
+            f.write(json.dumps(row) + "\n")
+
+
+def _shift_dice(delta: float, scenario: str = "unetgan", vendor: str = "siemens"):
+    def change(row):
+        if row["kind"] == "segmentation" and (row["scenario"], row["vendor"]) == (scenario, vendor):
+            row["metrics"]["dice_mean"] += delta
+
+    return change
+
+
+@pytest.fixture
+def base(tmp_path):
+    return _copy(tmp_path, "base")
+
+
+def test_equal_runs_pass(base, tmp_path):
+    new = _copy(tmp_path, "new")
+    result = compare_runs(base, new, stream=None)
+    assert result.exit_code == 0
+    assert set(result.rows["status"]) == {"equal"}
+    assert (new / "comparison.html").is_file()
+
+
+def test_improvement_passes(base, tmp_path):
+    new = _copy(tmp_path, "new")
+    _edit(new, _shift_dice(+0.03))
+    result = compare_runs(base, new, stream=None)
+    assert result.exit_code == 0
+    improved = result.rows[result.rows["status"] == "improved"]
+    assert len(improved) == 2 and set(improved["metric"]) == {"dice_mean"}  # two seeds
+    assert improved["delta"].tolist() == pytest.approx([0.03, 0.03])
+
+
+def test_drop_within_threshold_passes_and_beyond_fails(base, tmp_path):
+    within = _copy(tmp_path, "within")
+    _edit(within, _shift_dice(-0.004))
+    assert compare_runs(base, within, dice_drop=0.005, stream=None).exit_code == 0
+    beyond = _copy(tmp_path, "beyond")
+    _edit(beyond, _shift_dice(-0.006))
+    out = io.StringIO()
+    result = compare_runs(base, beyond, dice_drop=0.005, stream=out)
+    assert result.exit_code == 1
+    assert len(result.regressions) == 2
+    text = out.getvalue()
+    assert "REGRESSED" in text and "unetgan / siemens / seed0" in text and "-0.006" in text
+    assert "regressed" in (beyond / "comparison.html").read_text()
+
+
+def test_throughput_gates_only_when_asked(base, tmp_path):
+    new = _copy(tmp_path, "new")
+
+    def slower(row):
+        if row["kind"] == "throughput" and "images_per_s" in row["metrics"]:
+            row["metrics"]["images_per_s"] *= 0.5
+
+    _edit(new, slower)
+    assert compare_runs(base, new, stream=None).exit_code == 0
+    gated = compare_runs(base, new, throughput_ratio=0.8, gate_throughput=True, stream=None)
+    assert gated.exit_code == 1
+    assert set(gated.regressions["metric"]) == {"images_per_s"}
+    assert compare_runs(base, new, throughput_ratio=0.4, gate_throughput=True, stream=None).exit_code == 0
+
+
+def test_attacked_dice_is_gated(base, tmp_path):
+    new = _copy(tmp_path, "new")
+
+    def weaker(row):
+        if row["kind"] == "fgsm" and row["eps"] == 0.01 and row["attack"] == "fgsm":
+            row["metrics"]["dice_mean"] -= 0.1
+
+    _edit(new, weaker)
+    result = compare_runs(base, new, stream=None)
+    assert result.exit_code == 1 and set(result.regressions["kind"]) == {"fgsm"}
+
+
+def test_missing_row_is_reported_not_gated(base, tmp_path):
+    new = _copy(tmp_path, "new")
+    rows = (new / "results.jsonl").read_text().splitlines()
+    (new / "results.jsonl").write_text("\n".join(rows[1:]) + "\n")
+    result = compare_runs(base, new, stream=None)
+    assert result.exit_code == 0
+    assert (result.rows["status"] == "missing").sum() == 1
+
+
+def test_html_goes_where_asked(base, tmp_path):
+    target = tmp_path / "out" / "cmp.html"
+    result = compare_runs(base, base, html_path=target, stream=None)
+    assert result.html_path == target and target.is_file()
+    assert "http://" not in target.read_text() and "https://" not in target.read_text()
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        "no_folder",
+        "no_results",
+        "empty_results",
+        "bad_json",
+        "wrong_schema",
+    ],
+)
+def test_malformed_input_raises_user_error_and_exits_2(base, tmp_path, breakage, capsys):
+    new = _copy(tmp_path, "new")
+    results = new / "results.jsonl"
+    if breakage == "no_folder":
+        shutil.rmtree(new)
+    elif breakage == "no_results":
+        results.unlink()
+    elif breakage == "empty_results":
+        results.write_text("")
+    elif breakage == "bad_json":
+        results.write_text(results.read_text() + "{not json}\n")
+    elif breakage == "wrong_schema":
+        results.write_text(results.read_text().replace('"schema_version": 1', '"schema_version": 7', 1))
+    with pytest.raises(UserError):
+        compare_runs(base, new, stream=None)
+    assert main_compare([str(base), str(new)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_bad_thresholds_are_user_errors(base):
+    with pytest.raises(UserError, match="dice-drop"):
+        compare_runs(base, base, dice_drop=-0.1, stream=None)
+    with pytest.raises(UserError, match="throughput-ratio"):
+        compare_runs(base, base, throughput_ratio=0, stream=None)
+
+
+def test_runs_with_nothing_in_common_are_rejected(base, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    row = {
+        "schema_version": 1,
+        "kind": "segmentation",
+        "scenario": "x",
+        "vendor": "y",
+        "seed": 9,
+        "metrics": {"dice_mean": 0.5},
+    }
+    (other / "results.jsonl").write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match="no result row in common"):
+        compare_runs(base, other, stream=None)
+
+
+def test_main_compare_exit_codes(base, tmp_path, capsys):
+    assert main_compare([str(base), str(base)]) == 0
+    new = _copy(tmp_path, "new")
+    _edit(new, _shift_dice(-0.05))
+    assert main_compare([str(base), str(new), "--dice-drop", "0.1"]) == 0
+    assert main_compare([str(base), str(new)]) == 1
+    assert "REGRESSED" in capsys.readouterr().out

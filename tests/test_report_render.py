@@ -1,0 +1,111 @@
+"""report.html: self-contained, escaped, honest about synthetic data and oracle selection."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from markupsafe import escape
+
+from reports.render import NOT_MEASURED, SYNTHETIC_NOTICE, render_report
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def fixture_html(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("render") / "run_small"
+    shutil.copytree(FIXTURE, run_dir)
+    path = render_report(run_dir)
+    return run_dir, path.read_text(encoding="utf-8")
+
+
+def _write_rows(run_dir: Path, rows: list[dict]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "results.jsonl", "a", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps({"schema_version": 1, **row}) + "\n")
+
+
+def _segmentation_row(vendor: str, scenario: str, dice: float, selection: str = "val") -> dict:
+    return {
+        "kind": "segmentation",
+        "scenario": scenario,
+        "vendor": vendor,
+        "role": "target",
+        "seed": 0,
+        "selection": selection,
+        "metrics": {"dice_mean": dice, "n_images": 4},
+    }
+
+
+def test_report_is_written_with_every_section(fixture_html):
+    run_dir, html = fixture_html
+    assert (run_dir / "report.html").is_file() and (run_dir / "tables" / "table1.csv").is_file()
+    for anchor in ("run", "table1", "per-class", "hd95", "translation", "gallery", "fgsm", "throughput", "config"):
+        assert f'id="{anchor}"' in html and f'href="#{anchor}"' in html
+    assert NOT_MEASURED not in html  # the fixture measures everything
+    assert escape(SYNTHETIC_NOTICE) in html
+    assert "0123456789abcdef0123456789abcdef01234567 (dirty" in html
+    assert "0.806 \u00b1 0.044" in html and "paper: 0.805 \u00b1 0.041" in html
+    assert html.count("<svg") == 3  # Dice bars, attack curves, throughput bars
+    assert html.count('<img src="data:image/png;base64,') == 4  # 2 translation panels, 1 attack panel, gallery
+
+
+def test_report_makes_no_network_request(fixture_html):
+    _, html = fixture_html
+    assert "http://" not in html and "https://" not in html
+    for attribute in re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', html):
+        assert attribute.startswith(("#", "data:")), attribute
+    assert "<link" not in html and "@import" not in html
+    assert all(target.startswith("#") for target in re.findall(r"url\(([^)]*)\)", html))  # SVG clip paths only
+
+
+def test_report_contains_no_script(fixture_html):
+    _, html = fixture_html
+    assert "<script" not in html.lower()
+
+
+def test_vendor_names_are_escaped(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row(EVIL, "clean", 0.5), _segmentation_row(EVIL, "noisy", 0.6)])
+    html = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_missing_parts_say_not_measured(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row("siemens", "clean", 0.5)])
+    html = render_report(tmp_path).read_text(encoding="utf-8")
+    # No manifest, no attacks, throughput, figures or config: each says so instead of failing.
+    for section in ("translation", "gallery", "fgsm", "throughput", "config"):
+        body = html.split(f'id="{section}"', 1)[1].split("</section>", 1)[0]
+        assert NOT_MEASURED in body, section
+    assert escape(SYNTHETIC_NOTICE) not in html
+
+
+def test_oracle_numbers_are_marked(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row("ge", "clean", 0.7), _segmentation_row("ge", "unetgan", 0.8, "oracle")])
+    html = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
+    assert "Oracle:" in html
+    table1 = html.split('id="table1"', 1)[1].split("</section>", 1)[0]
+    assert table1.count('<span class="badge">oracle</span>') == 1
+
+
+def test_unreadable_figure_is_reported_not_fatal(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row("ge", "clean", 0.7)])
+    (tmp_path / "figures").mkdir()
+    np.savez(tmp_path / "figures" / "translation_ge_seed0.npz", original=np.zeros((1, 8, 8)))
+    (tmp_path / "figures" / "gallery.png").write_bytes(b"not a png")
+    html = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
+    assert "could not be drawn" in html and "lacks array" in html
+    assert "could not be shown" in html
+
+
+def test_rendering_is_deterministic(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row("ge", "clean", 0.7), _segmentation_row("ge", "noisy", 0.75)])
+    first = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
+    second = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
+    assert first == second

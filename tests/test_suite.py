@@ -1,0 +1,180 @@
+"""Suite files: valid ones load, broken ones are rejected with one line naming file and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import tomllib
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bench.plan import build_plan
+from bench.registries import open_source
+from bench.suite import SUITES_DIR, load_suite, parse_suite
+from unetgan_core.errors import UserError
+
+BUILTIN = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [0, 1]
+
+[data]
+source = "phantom"
+size_px = 32
+subjects_per_vendor = 4
+slices_per_subject = 2
+
+[vendors]
+source = "philips"
+targets = ["siemens", "ge"]
+
+[splits]
+source = { train = 2, val = 1, test = 1 }
+target = { train = 2, val = 1, test = 1 }
+
+[unet]
+model_kwargs = { width = 4 }
+epochs = 1
+
+[translator]
+steps = 2
+check_every = 1
+generator = { width = 4, n_blocks = 1 }
+discriminator = { width = 4 }
+
+[scenarios]
+run = ["clean", "noisy", "histmatch", "unetgan"]
+"""
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_builtin_suite_is_valid(name: str) -> None:
+    suite = load_suite(name)
+    assert suite.name
+    assert suite.suite.seeds
+
+
+def test_expansion_counts_cells_and_shares_unets() -> None:
+    suite = parse_suite(TINY, "tiny.toml")
+    plan = build_plan(suite, open_source(suite, "tiny.toml"))
+    kinds = [t.kind for t in plan.tasks]
+    # Unets: clean and noisy per seed (histmatch and unetgan reuse the clean one).
+    assert kinds.count("unet") == 2 * 2
+    # Translators: one per target and seed for unetgan.
+    assert kinds.count("translator") == 2 * 2
+    # Cells: clean and noisy on 3 vendors, histmatch and unetgan on the 2 targets, per seed.
+    assert kinds.count("segmentation") == 2 * (2 * 3 + 2 * 2)
+    assert len({t.key for t in plan.tasks}) == len(plan.tasks)
+    # Dependencies come before their dependents.
+    position = {t.key: i for i, t in enumerate(plan.tasks)}
+    assert all(position[d] < position[t.key] for t in plan.tasks for d in t.deps)
+
+
+def test_splits_are_by_subject_and_disjoint() -> None:
+    suite = parse_suite(TINY, "tiny.toml")
+    plan = build_plan(suite, open_source(suite, "tiny.toml"))
+    for vendor in suite.all_vendors:
+        parts = [set(plan.data[(vendor, s)].subjects) for s in ("train", "val", "test")]
+        assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+
+
+def test_task_keys_do_not_depend_on_suite_name_or_order() -> None:
+    a = parse_suite(TINY, "a.toml")
+    b = parse_suite(TINY.replace('name = "tiny"', 'name = "other"').replace("seeds = [0, 1]", "seeds = [1, 0]"), "b")
+    keys_a = {t.key for t in build_plan(a, open_source(a, "a")).tasks if t.kind in ("unet", "translator")}
+    keys_b = {t.key for t in build_plan(b, open_source(b, "b")).tasks if t.kind in ("unet", "translator")}
+    assert keys_a == keys_b
+
+
+BROKEN = [
+    ('[suite]\nname = "x"\nseeds = "zero"', r"\[suite\] seeds: expected a list of an integer"),
+    ('[suite]\nname = "x"\ncolour = 1', r"\[suite\]: unknown key 'colour'; allowed: "),
+    ('[suite]\nname = "x"\ndevice = "tpu"', r"\[suite\] device: expected one of cpu, cuda, auto"),
+    ('[suite]\nname = "x"\nseeds = []', r"\[suite\] seeds: expected a non-empty list"),
+    ('[suite]\nname = "x"\nseeds = [-1]', r"\[suite\] seeds: expected a value >= 0"),
+    ('[scenarios]\nrun = ["clean", "magic"]', r"\[scenarios\] run: unknown name 'magic'; allowed: "),
+    ('[vendors]\nsource = "philips"\ntargets = ["philips"]', r"cannot also be a target"),
+    ('[vendors]\nsource = "philips"\ntargets = ["hitachi"]', r"unknown name 'hitachi'"),
+    ("[splits]\nsource = { train = 2, val = 1 }", r"\[splits\] source: expected a table with keys train, val, test"),
+    ("[splits]\nsource = { train = 0.9, val = 0.2, test = 0.1 }", r"summing to at most 1"),
+    ("[unet]\nepochz = 3", r"\[unet\].*epochz"),
+    ('[translator]\nlambda_unet = "high"', r"\[translator\].*lambda_unet"),
+    ('[data]\nsource = "pacs"', r"\[data\] source: unknown name 'pacs'"),
+    ('[fgsm]\nattacks = ["deepfool"]', r"\[fgsm\] attacks: unknown name 'deepfool'"),
+    ("[fgsm]\neps = [0.0, 2.0]", r"\[fgsm\] eps: expected a value <= 1"),
+    ("[nonsense]\na = 1", r"unknown table \[nonsense\]"),
+    ("[suite\nname=", r"not valid TOML"),
+]
+
+
+def _merge(base: str, patch: str) -> str:
+    """Replace whole tables of ``base`` by the tables written in ``patch``."""
+    try:
+        patched = tomllib.loads(patch)
+    except tomllib.TOMLDecodeError:
+        return patch
+    tables = re.split(r"\n(?=\[)", base.strip())
+    keep = [t for t in tables if tomllib.loads(t).keys().isdisjoint(patched.keys())]
+    return "\n".join(keep) + "\n" + patch + "\n"
+
+
+@pytest.mark.parametrize("patch,message", BROKEN)
+def test_broken_suite_gives_one_line_naming_file_and_key(patch: str, message: str) -> None:
+    with pytest.raises(UserError) as info:
+        parse_suite(_merge(TINY, patch), "broken.toml")
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("broken.toml")
+    assert re.search(message, text), text
+
+
+_values = st.one_of(
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, width=32),
+    st.text(max_size=5),
+    st.booleans(),
+    st.lists(st.integers(-2, 2), max_size=3),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    table=st.sampled_from(["suite", "vendors", "splits", "scenarios", "metrics", "fgsm", "unet", "translator"]),
+    key=st.sampled_from(["seeds", "name", "targets", "source", "run", "epochs", "lr", "eps", "n_images", "bogus"]),
+    value=_values,
+)
+def test_random_corruptions_never_escape_as_tracebacks(table: str, key: str, value) -> None:
+    """Whatever a user writes into a suite, the result is a valid suite or a one-line UserError."""
+    raw = tomllib.loads(TINY)
+    raw.setdefault(table, {})[key] = value
+    text = _dump(raw)
+    try:
+        parse_suite(text, "fuzz.toml")
+    except UserError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("fuzz.toml")
+
+
+def _dump(raw: dict) -> str:
+    import json
+
+    def value(v):
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, float):
+            return repr(v) if v == v and abs(v) != float("inf") else "0.0"
+        return json.dumps(v) if isinstance(v, str) else str(v)
+
+    return "\n".join(f"[{t}]\n" + "\n".join(f"{k} = {value(v)}" for k, v in body.items()) for t, body in raw.items())
+
+
+def test_unknown_suite_name_lists_builtins(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="built-in suites: .*smoke"):
+        load_suite("no_such_suite")

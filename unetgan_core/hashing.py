@@ -1,0 +1,36 @@
+"""Content hashes that address artifacts (data sets, checkpoints, cells).
+
+A hash is taken over a canonical JSON form of a config (sorted keys, no spaces), so the
+same settings give the same address on any machine and in any process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+
+def canonical(obj: Any) -> Any:
+    """Turn dataclasses, tuples and numpy scalars into plain JSON-able values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return canonical(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, (list, tuple)):
+        return [canonical(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    return obj
+
+
+def config_hash(obj: Any, length: int = 16) -> str:
+    """Hex digest (``length`` characters) of the canonical JSON of ``obj``."""
+    text = json.dumps(canonical(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 31-bit seed derived from ``parts`` (so nothing depends on one global seed)."""
+    return int(config_hash(list(parts), 8), 16) & 0x7FFFFFFF

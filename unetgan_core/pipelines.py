@@ -1,0 +1,173 @@
+"""Segmentation pipelines: what every scenario is measured and attacked through.
+
+A pipeline turns target images into label maps. All share one interface (``Pipeline``):
+
+- ``predict(images)``: numpy ``[N, H, W]`` in [0, 1] -> uint8 ``[N, H, W]`` labels (0 background, 1 blood
+  pool, 2 myocardium); batched, without gradients, every network in eval mode.
+- ``logits(x)``: torch ``[N, 1, H, W]`` -> ``[N, 3, H, W]``, differentiable with respect to ``x`` so attacks
+  (FGSM) can take the gradient of the whole pipeline.
+- ``name``, ``differentiable`` and ``attack_note`` say what an attack on ``logits`` means.
+
+``predict(..., fast=True)`` runs in channels_last memory layout under bf16 autocast (on CPU too); whether its
+Dice stays close to fp32 is measured elsewhere, so it is only a switch here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from unetgan_core.device import autocast
+from unetgan_core.errors import DataError
+from unetgan_core.histmatch import HistogramMatcher
+
+PREDICT_BATCH = 32  # images per forward pass in predict
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+class Pipeline:
+    """Base class: subclasses implement ``_logits`` and list their networks in ``modules``.
+
+    Attributes:
+        name: short label used in results (``"unet"``, ``"translated"``, ``"histmatch"``).
+        differentiable: True if ``logits`` is the exact gradient path of ``predict``.
+        attack_note: one sentence on what an attack through ``logits`` attacks.
+    """
+
+    name: str = "pipeline"
+    differentiable: bool = True
+    attack_note: str = ""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        self.modules = modules
+        for m in modules:
+            m.eval()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the pipeline's networks live (inputs are moved there)."""
+        return _device_of(self.modules[-1])
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of the whole pipeline.
+
+        Args:
+            x: ``[N, 1, H, W]`` images in [0, 1]; may require grad.
+
+        Returns:
+            ``[N, 3, H, W]`` logits; gradients reach ``x`` through every differentiable stage.
+        """
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise DataError(f"{self.name}: logits expects [N, 1, H, W] images, got shape {tuple(x.shape)}")
+        for m in self.modules:
+            m.eval()
+        return self._logits(x)
+
+    @torch.no_grad()
+    def predict(self, images: np.ndarray, batch_size: int = PREDICT_BATCH, fast: bool = False) -> np.ndarray:
+        """Label maps for a stack of images.
+
+        Args:
+            images: ``[N, H, W]`` float in [0, 1].
+            batch_size: images per forward pass.
+            fast: channels_last + bf16 autocast (faster, slightly different numbers).
+
+        Returns:
+            uint8 ``[N, H, W]``: 0 background, 1 blood pool, 2 myocardium.
+        """
+        x = np.asarray(images, dtype=np.float32)
+        if x.ndim != 3:
+            raise DataError(f"{self.name}: predict expects [N, H, W] images, got shape {x.shape}")
+        dev = self.device
+        if fast:
+            for m in self.modules:
+                m.to(memory_format=torch.channels_last)
+        try:
+            out = []
+            for start in range(0, len(x), batch_size):
+                batch = torch.from_numpy(x[start : start + batch_size])[:, None].to(dev)
+                if fast:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                with autocast(dev, enabled=fast):
+                    labels = self.logits(batch).argmax(dim=1)
+                out.append(labels.to(torch.uint8).cpu())
+        finally:
+            if fast:
+                for m in self.modules:
+                    m.to(memory_format=torch.contiguous_format)
+        if not out:
+            return np.zeros(x.shape, dtype=np.uint8)
+        return torch.cat(out).numpy()
+
+
+class UnetPipeline(Pipeline):
+    """The source Unet applied to target images as they are (clean, noisy and intensity_aug scenarios).
+
+    Args:
+        unet: trained segmentation network ``[N, 1, H, W] -> [N, 3, H, W]``.
+        name: label in results.
+    """
+
+    attack_note = "attacked through the Unet directly"
+
+    def __init__(self, unet: nn.Module, name: str = "unet") -> None:
+        super().__init__(unet)
+        self.unet, self.name = unet, name
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unet(x)
+
+
+class TranslatedPipeline(Pipeline):
+    """Translate target images to the source vendor with ``G_S``, then segment with the source Unet.
+
+    Args:
+        generator: ``G_S``, image -> image in [0, 1].
+        unet: the source Unet.
+        name: label in results (e.g. ``"unetgan"``).
+    """
+
+    attack_note = "attacked end to end: the gradient flows through the generator and the Unet"
+
+    def __init__(self, generator: nn.Module, unet: nn.Module, name: str = "translated") -> None:
+        super().__init__(generator, unet)
+        self.generator, self.unet, self.name = generator, unet, name
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unet(self.generator(x))
+
+
+class HistMatchPipeline(Pipeline):
+    """Histogram-match target images to the source, then segment with the source Unet.
+
+    The matching is a per-image quantile map computed in numpy, so it has no gradient. ``logits`` treats it as
+    fixed (straight-through): the forward value is the Unet on the matched image, the backward pass skips the
+    matching (identity Jacobian). An attack therefore perturbs the input as if it were the matched image.
+
+    Args:
+        matcher: fitted on the source training images.
+        unet: the source Unet.
+        name: label in results.
+    """
+
+    differentiable = False
+    attack_note = "attacked through the Unet on the matched image (matching treated as fixed, straight-through)"
+
+    def __init__(self, matcher: HistogramMatcher, unet: nn.Module, name: str = "histmatch") -> None:
+        super().__init__(unet)
+        self.matcher, self.unet, self.name = matcher, unet, name
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        matched = self.matcher.transform(x.detach().float().cpu().numpy()[:, 0])
+        matched_t = torch.from_numpy(matched)[:, None].to(device=x.device, dtype=x.dtype)
+        # Straight-through: value of the matched image, gradient of the identity.
+        return self.unet(x + (matched_t - x).detach())

@@ -1,0 +1,214 @@
+"""Faster inference: channels_last layout under reduced-precision autocast, kept only if accuracy holds.
+
+The fast path runs the segmenter in NHWC (channels_last) layout, which oneDNN's reduced-precision
+convolutions and CUDA tensor cores want, under ``torch.autocast`` with bfloat16 (CPU; CUDA where
+supported, else float16). A 1-channel image has the same strides in both layouts, so the layout
+must come from the weights: the model's 4D weights are switched to channels_last for the call
+(a conv with channels_last weights runs channels_last) and switched back after it.
+
+Whether it is worth it depends on the machine: without bf16 matrix units (Intel AMX, or a GPU)
+bf16 convolutions are no faster than fp32 and can be slower. ``check_fast_path`` therefore
+compares mean Dice of the two paths on given test images and, when asked, their speed, and
+says which to use and why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from unetgan_core.device import autocast, eval_mode
+from unetgan_core.errors import DataError, UserError
+from unetgan_core.throughput.timing import device_sync, measure
+from unetgan_core.training.selection import mean_dice, module_device, segment
+
+
+@dataclasses.dataclass(frozen=True)
+class FastPathDecision:
+    """Which inference path to use, with the evidence.
+
+    Args:
+        use_fast: True when the fast path agrees with fp32 within the tolerance (and, if speed
+            was measured, is faster).
+        dice_fp32: mean Dice (blood pool and myocardium) of fp32 predictions.
+        dice_fast: mean Dice of fast-path predictions.
+        delta: ``dice_fast - dice_fp32``.
+        note: one line saying what was decided and why.
+        speedup: fast-path images/s divided by fp32 images/s, measured in the same call; None if not measured.
+    """
+
+    use_fast: bool
+    dice_fp32: float
+    dice_fast: float
+    delta: float
+    note: str
+    speedup: float | None = None
+
+
+def fast_dtype(device: torch.device | str) -> torch.dtype:
+    """The reduced-precision dtype of the fast path on ``device``.
+
+    Args:
+        device: where the model runs. bfloat16 keeps fp32's exponent range (no overflow in logits);
+            float16 is used only on GPUs without bfloat16.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+
+
+def _as_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if isinstance(images, np.ndarray) else images)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise DataError(f"images must be [N, H, W] or [N, 1, H, W], got {list(x.shape)}")
+    if x.numel() and not torch.isfinite(x).all():
+        raise DataError("images contain NaN or infinite values")
+    return x.to(torch.float32)
+
+
+@contextlib.contextmanager
+def channels_last_weights(model: nn.Module) -> Iterator[nn.Module]:
+    """Temporarily store ``model``'s weights channels_last; restore the contiguous layout afterwards.
+
+    Args:
+        model: any module; only its 4D parameters and buffers change layout (values are unchanged).
+    """
+    weights = [t for t in (*model.parameters(), *model.buffers()) if t.ndim == 4]
+    if all(t.is_contiguous(memory_format=torch.channels_last) for t in weights):
+        yield model
+        return
+    model.to(memory_format=torch.channels_last)
+    try:
+        yield model
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+def fast_predict(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int) -> np.ndarray:
+    """Label maps from the fast path: channels_last inputs under bf16 (or fp16) autocast.
+
+    The model runs in eval mode with channels_last weights; its mode and layout are restored after.
+
+    Args:
+        model: segmenter, images ``[B, 1, H, W]`` -> logits ``[B, C, H, W]``.
+        images: ``[N, H, W]`` or ``[N, 1, H, W]``, intensities in [0, 1].
+        batch_size: images per forward pass.
+
+    Returns:
+        uint8 ``[N, H, W]``, the argmax class per pixel.
+    """
+    _check_batch_size(batch_size)
+    device = module_device(model)
+    x = _as_images(images)
+    out = []
+    with (
+        eval_mode(model),
+        channels_last_weights(model),
+        torch.inference_mode(),
+        autocast(device, enabled=True, dtype=fast_dtype(device)),
+    ):
+        for start in range(0, len(x), batch_size):
+            batch = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
+            out.append(model(batch).argmax(dim=1).to(torch.uint8).cpu())
+    if not out:
+        return np.zeros((0, *x.shape[2:]), dtype=np.uint8)
+    return torch.cat(out).numpy()
+
+
+def fp32_predict(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int) -> np.ndarray:
+    """Label maps from the reference path (fp32, default memory format); see ``fast_predict`` for the arguments."""
+    _check_batch_size(batch_size)
+    return segment(model, _as_images(images), batch_size)
+
+
+def speed_ratio(
+    model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int, *, warmup: int = 1, repeats: int = 3
+) -> dict[str, float]:
+    """Images per second of the fp32 and the fast path on the same images, measured back to back.
+
+    Args:
+        model: the segmenter.
+        images: ``[N, H, W]`` in [0, 1]; every call predicts all of them.
+        batch_size: images per forward pass.
+        warmup: untimed calls per path.
+        repeats: timed calls per path (median taken).
+
+    Returns:
+        ``{"fp32_images_per_s", "fast_images_per_s", "speedup"}`` (speedup = fast / fp32).
+    """
+    x = _as_images(images)
+    sync = device_sync(module_device(model))
+    fp32 = measure(lambda: fp32_predict(model, x, batch_size), warmup=warmup, repeats=repeats, sync=sync)
+    fast = measure(lambda: fast_predict(model, x, batch_size), warmup=warmup, repeats=repeats, sync=sync)
+    fp32_rate, fast_rate = len(x) / fp32.median_s, len(x) / fast.median_s
+    return {"fp32_images_per_s": fp32_rate, "fast_images_per_s": fast_rate, "speedup": fast_rate / fp32_rate}
+
+
+def check_fast_path(
+    model: nn.Module,
+    images: np.ndarray | torch.Tensor,
+    labels: np.ndarray,
+    tolerance: float = 0.005,
+    *,
+    batch_size: int = 16,
+    myo_labelled: np.ndarray | None = None,
+    measure_speed: bool = False,
+) -> FastPathDecision:
+    """Decide between the fast path and fp32 from their mean Dice on test images.
+
+    The fast path is rejected when ``|dice_fast - dice_fp32| > tolerance``: a gain is as
+    suspicious as a loss, since both mean the reduced precision changes the predictions. With
+    ``measure_speed`` it is also rejected when it is not faster than fp32 on this machine.
+
+    Args:
+        model: the segmenter.
+        images: test images ``[N, H, W]`` in [0, 1].
+        labels: their ground truth ``[N, H, W]`` (0 background, 1 blood pool, 2 myocardium).
+        tolerance: largest accepted difference in mean Dice (a fraction, 0.005 = half a Dice point).
+        batch_size: images per forward pass.
+        myo_labelled: bool ``[N]``; False where the myocardium is not annotated (None: all annotated).
+        measure_speed: also time both paths (``speed_ratio``) and require a speed-up.
+
+    Returns:
+        A ``FastPathDecision``.
+    """
+    if not isinstance(tolerance, (int, float)) or isinstance(tolerance, bool) or not tolerance >= 0:
+        raise UserError(f"tolerance must be a number >= 0 (a Dice difference), got {tolerance!r}")
+    x = _as_images(images)
+    labels = np.asarray(labels)
+    if labels.shape != (x.shape[0], *x.shape[2:]):
+        raise DataError(f"labels {list(labels.shape)} do not match images {list(x.shape)}")
+    if len(x) == 0:
+        raise DataError("check_fast_path needs at least one test image")
+    dice_fp32 = float(mean_dice(fp32_predict(model, x, batch_size), labels, myo_labelled))
+    dice_fast = float(mean_dice(fast_predict(model, x, batch_size), labels, myo_labelled))
+    delta = dice_fast - dice_fp32
+    dtype = str(fast_dtype(module_device(model))).removeprefix("torch.")
+    if abs(delta) > tolerance:
+        note = (
+            f"fast path ({dtype}, channels_last) changes mean Dice by {delta:+.4f} (tolerance {tolerance}); "
+            "falling back to fp32"
+        )
+        return FastPathDecision(False, dice_fp32, dice_fast, delta, note)
+    if not measure_speed:
+        note = f"fast path ({dtype}, channels_last) agrees with fp32 within {tolerance} (delta {delta:+.4f})"
+        return FastPathDecision(True, dice_fp32, dice_fast, delta, note)
+    speedup = speed_ratio(model, x, batch_size)["speedup"]
+    if speedup <= 1.0:
+        note = f"fast path agrees (delta {delta:+.4f}) but is not faster here (x{speedup:.2f}); falling back to fp32"
+        return FastPathDecision(False, dice_fp32, dice_fast, delta, note, speedup)
+    note = f"fast path ({dtype}, channels_last) agrees (delta {delta:+.4f}) and is x{speedup:.2f} faster"
+    return FastPathDecision(True, dice_fp32, dice_fast, delta, note, speedup)

@@ -1,0 +1,25 @@
+"""Training loops: the source Unet (supervised), the vendor translators (unpaired) and checkpoint selection.
+
+- ``train_segmenter(train, val, SegTrainConfig, seed)``: the LV-Unet, variants ``clean``, ``noisy``,
+  ``intensity_aug``.
+- ``train_translator(source, target, unet, TranslatorConfig, seed)``: CycleGAN / Unet-GAN, returns ``G_S``.
+- ``SELECTORS``: how a translator checkpoint is chosen (``unlabelled`` or ``oracle``).
+"""
+
+from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch
+from unetgan_core.training.segmentation import SegTrainConfig, dataclass_from_dict, train_segmenter
+from unetgan_core.training.selection import SELECTORS
+from unetgan_core.training.translation import TranslatorConfig, build_translator_models, train_translator
+
+__all__ = [
+    "SELECTORS",
+    "VARIANTS",
+    "AugmentSettings",
+    "SegTrainConfig",
+    "TranslatorConfig",
+    "augment_batch",
+    "build_translator_models",
+    "dataclass_from_dict",
+    "train_segmenter",
+    "train_translator",
+]

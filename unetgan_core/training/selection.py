@@ -1,0 +1,196 @@
+"""Checkpoint selection: which weights a training run keeps.
+
+Segmentation keeps the epoch with the best Dice on held-out *source* validation slices (labels of the source
+domain are available by assumption).
+
+Translators are selected one of two ways:
+
+- ``unlabelled`` (the default, and the honest setting: the paper's premise is that the target domain has no
+  labels). The score is the Frechet distance between the Unet's encoder features of translated target
+  validation images ``G_S(t)`` and of source validation images ``s`` (each feature map pooled to its channel means,
+  Gaussians with diagonal covariance, as FID does with Inception features). The Unet encoder is exactly the
+  feature extractor the segmentation depends on, so a translator that makes target images look like source images
+  *to the Unet* scores well, and the identity (the starting point of a residual generator) scores as badly as the
+  domain gap. Checkpoint 0 (before training) is always a candidate, so selection never does worse than "no
+  translation" by this measure. We do not select by round-trip agreement ``Unet(s)`` vs ``Unet(G_S(G_T(s)))``
+  alone: the untrained residual generator is the identity and would always win. It is recorded in the history
+  as a diagnostic (``cycle_agreement_source``) because a low value flags a translator that destroys anatomy.
+  No target label is read: the selector only ever receives target *images*.
+- ``oracle``: mean Dice of the Unet on ``G_S(t)`` against the target validation labels. It uses labels that the
+  method is not supposed to have, so every output records ``selection="oracle"`` and reports must label it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from unetgan_core.device import eval_mode
+from unetgan_core.errors import UserError
+from unetgan_core.metrics import dice_scores
+from unetgan_core.registry import Registry
+
+EVAL_BATCH = 32  # images per forward pass when scoring; small enough for 192 px on a laptop CPU
+
+
+def _batches(images: torch.Tensor, batch_size: int):
+    for start in range(0, len(images), batch_size):
+        yield images[start : start + batch_size]
+
+
+def _as_input(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if isinstance(images, np.ndarray) else images)
+    if x.ndim == 3:
+        x = x[:, None]
+    return x.to(device=device, dtype=torch.float32)
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without parameters)."""
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def translate(generator: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Run a generator over ``images`` in batches without gradients.
+
+    Args:
+        generator: image -> image network (output in [0, 1]).
+        images: ``[N, H, W]`` or ``[N, 1, H, W]`` in [0, 1].
+        batch_size: images per forward pass.
+
+    Returns:
+        ``[N, 1, H, W]`` float32 on the generator's device.
+    """
+    x = _as_input(images, module_device(generator))
+    with eval_mode(generator):
+        return torch.cat([generator(b) for b in _batches(x, batch_size)])
+
+
+@torch.no_grad()
+def segment(unet: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = EVAL_BATCH) -> np.ndarray:
+    """Label maps of the Unet (argmax of its logits) for ``images``.
+
+    Args:
+        unet: segmentation network returning ``[N, 3, H, W]`` logits.
+        images: ``[N, H, W]`` or ``[N, 1, H, W]`` in [0, 1].
+        batch_size: images per forward pass.
+
+    Returns:
+        uint8 ``[N, H, W]`` with values 0 (background), 1 (blood pool), 2 (myocardium).
+    """
+    x = _as_input(images, module_device(unet))
+    with eval_mode(unet):
+        out = [unet(b).argmax(dim=1).to(torch.uint8).cpu() for b in _batches(x, batch_size)]
+    return torch.cat(out).numpy()
+
+
+def mean_dice(pred: np.ndarray, labels: np.ndarray, myo_labelled: np.ndarray | None = None) -> float:
+    """Mean over images of ``dice_mean`` from ``metrics.dice_scores`` (blood pool and myocardium).
+
+    Args:
+        pred: predicted labels ``[N, H, W]``.
+        labels: ground truth ``[N, H, W]``.
+        myo_labelled: bool ``[N]``; where False only the blood pool is scored (None: all annotated).
+    """
+    return float(np.mean(dice_scores(pred, labels, myo_labelled)["dice_mean"]))
+
+
+@torch.no_grad()
+def pooled_features(
+    unet: nn.Module, images: torch.Tensor, blocks: tuple[str, ...], batch_size: int = EVAL_BATCH
+) -> torch.Tensor:
+    """Channel means of the Unet encoder's ``blocks`` for each image: ``[N, sum of channels]`` float64 on CPU."""
+    x = _as_input(images, module_device(unet))
+    rows = []
+    with eval_mode(unet):
+        for b in _batches(x, batch_size):
+            feats = unet.encode(b, tuple(blocks))
+            rows.append(torch.cat([feats[name].float().mean(dim=(2, 3)) for name in blocks], dim=1).double().cpu())
+    return torch.cat(rows)
+
+
+def frechet_distance_diagonal(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Frechet distance between two feature sets modelled as Gaussians with diagonal covariance.
+
+    Args:
+        a, b: ``[N, D]`` and ``[M, D]`` feature rows.
+
+    Returns:
+        ``mean_d[(mu_a - mu_b)^2 + (sd_a - sd_b)^2]``, averaged over dimensions so the scale does not grow with the
+        number of channels (0 for identical distributions).
+    """
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    sd_a, sd_b = a.std(0, unbiased=False), b.std(0, unbiased=False)
+    return float(((mu_a - mu_b) ** 2 + (sd_a - sd_b) ** 2).mean())
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionInputs:
+    """What a selector may look at. Target labels are present only when the selector declares it needs them.
+
+    Args:
+        source_images: held-out source validation images ``[N, H, W]`` in [0, 1].
+        source_labels: their labels ``[N, H, W]`` (source labels are allowed).
+        target_images: held-out target validation images ``[M, H, W]`` in [0, 1].
+        target_labels: ``[M, H, W]`` for ``oracle`` selection, otherwise None.
+        target_myo_labelled: bool ``[M]`` alongside ``target_labels`` (None: all annotated).
+        feature_blocks: Unet encoder blocks compared by the unlabelled score (e.g. ``("block7", "block9")``).
+    """
+
+    source_images: np.ndarray | None
+    source_labels: np.ndarray | None
+    target_images: np.ndarray
+    target_labels: np.ndarray | None
+    target_myo_labelled: np.ndarray | None
+    feature_blocks: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Selector:
+    """A checkpoint score: higher is better.
+
+    Args:
+        name: recorded in history and results as ``selection``.
+        needs_target_labels: if False, ``train_translator`` never passes target labels to ``score``.
+        needs_source: whether held-out source images are required.
+        score: ``(unet, g_s, g_t, inputs) -> dict`` with at least ``"score"`` (higher is better).
+    """
+
+    name: str
+    needs_target_labels: bool
+    needs_source: bool
+    score: Callable[[nn.Module, nn.Module, nn.Module, SelectionInputs], dict[str, float]]
+
+
+SELECTORS: Registry[Selector] = Registry("translator selection")
+
+
+def _unlabelled(unet: nn.Module, g_s: nn.Module, g_t: nn.Module, inputs: SelectionInputs) -> dict[str, float]:
+    source = _as_input(inputs.source_images, module_device(g_s))
+    translated = translate(g_s, inputs.target_images)
+    fd = frechet_distance_diagonal(
+        pooled_features(unet, translated, inputs.feature_blocks),
+        pooled_features(unet, source, inputs.feature_blocks),
+    )
+    round_trip = translate(g_s, translate(g_t, source))
+    agreement = mean_dice(segment(unet, round_trip), segment(unet, source))
+    return {"score": -fd, "feature_frechet": fd, "cycle_agreement_source": agreement}
+
+
+def _oracle(unet: nn.Module, g_s: nn.Module, g_t: nn.Module, inputs: SelectionInputs) -> dict[str, float]:
+    if inputs.target_labels is None:
+        raise UserError("oracle selection needs labelled target validation slices")
+    pred = segment(unet, translate(g_s, inputs.target_images))
+    dice = mean_dice(pred, inputs.target_labels, inputs.target_myo_labelled)
+    return {"score": dice, "target_val_dice": dice}
+
+
+SELECTORS.add("unlabelled", Selector("unlabelled", needs_target_labels=False, needs_source=True, score=_unlabelled))
+SELECTORS.add("oracle", Selector("oracle", needs_target_labels=True, needs_source=False, score=_oracle))
