@@ -61,15 +61,7 @@ def _parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace):
     from bench.suite import load_suite
 
-    suite = load_suite(args.suite)
-    if getattr(args, "data_root", None) is not None:
-        import dataclasses
-
-        suite = dataclasses.replace(suite, data={**suite.data, "root": str(args.data_root)})
-        from bench.registries import check_names
-
-        check_names(suite, suite.path)
-    return suite
+    return load_suite(args.suite, data_root=getattr(args, "data_root", None))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
+
 from bench.suite import Suite
+from unetgan_core.errors import UserError
 from unetgan_core.hashing import canonical, config_hash, derive_seed
 
 # Bump when a change to training or evaluation code makes old artifacts stale.
@@ -68,23 +71,101 @@ def _task(kind: str, config: dict[str, Any], deps: tuple[str, ...] = ()) -> Task
     return Task(kind=kind, key=config_hash(config), config=config, deps=deps)
 
 
+def split_name(split: str, fold: int | None) -> str:
+    """The name of a source split in ``Plan.data``: ``"train"``, or ``"fold2/train"`` in fold 2."""
+    return split if fold is None else f"fold{fold}/{split}"
+
+
+def fold_ids(suite: Suite) -> list[int | None]:
+    """``[0, 1, ..., folds - 1]`` for a cross-validated suite, ``[None]`` (one split, no fold) otherwise."""
+    return list(range(suite.splits.folds)) if suite.splits.folds else [None]
+
+
+def fold_subjects(subjects, folds: int, seed: int) -> list[list[str]]:
+    """Deal subjects into ``folds`` disjoint test groups, deterministically.
+
+    The subjects are sorted, shuffled by ``seed`` and dealt round robin, so group sizes differ by
+    at most one and every subject is in exactly one group.
+
+    Args:
+        subjects: distinct subject ids.
+        folds: number of groups, at least 2 and at most the number of subjects.
+        seed: fixes the shuffle (the suite's split seed, not a replicate seed).
+
+    Returns:
+        ``folds`` sorted lists of subject ids; fold k tests on group k.
+
+    Raises:
+        UserError: fewer subjects than folds.
+    """
+    ids = sorted(str(s) for s in subjects)
+    if len(ids) < folds:
+        raise UserError(f"[splits] folds = {folds} but the source vendor has only {len(ids)} subjects")
+    order = np.random.default_rng(derive_seed("folds", seed)).permutation(len(ids))
+    return [sorted(ids[i] for i in order[k::folds]) for k in range(folds)]
+
+
+def _val_spec(fold_val: float, n_train: int) -> dict[str, int | float]:
+    """``split_subjects`` sizes that hold ``fold_val`` (a count >= 1 or a fraction) of ``n_train`` out."""
+    if fold_val >= 1:
+        return {"val": int(fold_val), "train": n_train - int(fold_val)}
+    return {"val": fold_val, "train": 1.0 - fold_val}
+
+
+def _source_folds(suite: Suite, subjects: list[str], vendor: str) -> dict[str, tuple[str, ...]]:
+    """``split_name`` -> subjects of every fold's train, val and test part of the source vendor."""
+    from unetgan_core.data.splits import split_subjects
+
+    splits = suite.splits
+    out = {}
+    for k, test in enumerate(fold_subjects(subjects, splits.folds, derive_seed(splits.seed, "folds", vendor))):
+        rest = [s for s in sorted(subjects) if s not in set(test)]
+        parts = {"train": rest, "val": []}
+        if splits.fold_val:
+            parts = split_subjects(
+                rest, _val_spec(splits.fold_val, len(rest)), seed=derive_seed(splits.seed, vendor, k)
+            )
+        if not parts["train"]:
+            raise UserError(f"[splits] fold_val = {splits.fold_val:g} leaves fold {k} no training subject")
+        for split, ids in (("train", parts["train"]), ("val", parts["val"]), ("test", test)):
+            out[split_name(split, k)] = tuple(sorted(ids))
+    return out
+
+
 def split_data(suite: Suite, source) -> dict[tuple[str, str], DataRef]:
-    """Subject splits of every vendor, fixed by the split seed (not the replicate seed)."""
+    """Subject splits of every vendor, fixed by the split seed (not the replicate seed).
+
+    With ``[splits] folds`` the source vendor gets ``fold<k>/train``, ``fold<k>/val`` and
+    ``fold<k>/test`` per fold instead of one ``train``/``val``/``test`` split; targets are
+    split as usual and their test set is shared by every fold.
+    """
     from unetgan_core.data.splits import split_subjects
 
     refs = {}
     for vendor in suite.all_vendors:
-        spec = suite.splits.source if vendor == suite.vendors.source else suite.splits.target
-        parts = split_subjects(source.subjects(vendor), spec, seed=derive_seed(suite.splits.seed, "split", vendor))
-        for split, subjects in parts.items():
-            subjects = tuple(sorted(subjects))
-            key = config_hash({"source": source.cache_key(), "vendor": vendor, "subjects": subjects})
-            refs[(vendor, split)] = DataRef(vendor, split, subjects, key)
+        subjects = source.subjects(vendor)
+        if vendor == suite.vendors.source and suite.splits.folds:
+            parts = _source_folds(suite, subjects, vendor)
+        else:
+            spec = suite.splits.source if vendor == suite.vendors.source else suite.splits.target
+            parts = split_subjects(subjects, spec, seed=derive_seed(suite.splits.seed, "split", vendor))
+        # Only what determines this vendor's slices goes into the key, so a trained source Unet is
+        # shared by suites whose target vendors differ.
+        vendor_key = source.vendor_key(vendor) if hasattr(source, "vendor_key") else [source.cache_key(), vendor]
+        for split, ids in parts.items():
+            ids = tuple(sorted(ids))
+            key = config_hash({"source": vendor_key, "vendor": vendor, "subjects": ids})
+            refs[(vendor, split)] = DataRef(vendor, split, ids, key)
     return refs
 
 
 def build_plan(suite: Suite, source) -> Plan:
-    """Expand ``suite`` into tasks: Unets, translators, then the measured cells."""
+    """Expand ``suite`` into tasks: Unets, translators, then the measured cells.
+
+    Every (replicate seed, fold) pair trains its own Unets and measures its own cells; with
+    ``[splits] folds`` the Unet, translator and segmentation configs carry ``fold`` and the
+    source vendor is tested on that fold's subjects. Attacks use the first fold's models.
+    """
     from unetgan_core.scenarios import SCENARIOS
     from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
@@ -96,84 +177,99 @@ def build_plan(suite: Suite, source) -> Plan:
         tasks.setdefault(task.key, task)
         return task
 
-    unet_of: dict[tuple[str, int], Task] = {}
-    pipe_of: dict[tuple[str, str, int], dict[str, Any]] = {}
+    unet_of: dict[tuple[str, int, int | None], Task] = {}
+    # (scenario, vendor, seed) -> (pipeline, test data key) of the first fold, for the attacks.
+    pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]] = {}
+    folds = fold_ids(suite)
 
     for seed in suite.suite.seeds:
-        for name in suite.scenarios.run:
-            scenario = SCENARIOS.get(name)
-            variant = scenario.unet_variant
-            if (variant, seed) not in unet_of:
-                train_cfg = SegTrainConfig.from_dict({**suite.unet, "variant": variant})
-                unet_of[(variant, seed)] = add(
-                    _task(
-                        "unet",
-                        {
-                            "train": data[(src, "train")].key,
-                            "val": data[(src, "val")].key,
-                            "config": train_cfg,
-                            "seed": derive_seed(seed, "unet", variant),
-                            "replicate": seed,
-                        },
-                    )
-                )
-            unet = unet_of[(variant, seed)]
-            for vendor in suite.all_vendors:
-                translator = scenario.translator
-                if translator is not None and vendor == src:
-                    continue  # the paper's "-": translation maps targets to the source
-                pipe: dict[str, Any] = {"unet": unet.key, "adapter": None}
-                deps = [unet.key]
-                if translator == "histmatch":
-                    pipe["adapter"] = {"kind": "histmatch", "fit": data[(src, "train")].key}
-                elif translator is not None:
-                    t_cfg = TranslatorConfig.from_dict(
-                        {**suite.translator, **translator, "selection": suite.scenarios.selection}
-                    )
-                    t_task = add(
+        for fold in folds:
+            # Only cross-validated tasks carry a fold, so a suite without folds keeps its keys.
+            tag = {} if fold is None else {"fold": fold}
+
+            def src_key(split: str, fold: int | None = fold) -> str:
+                return data[(src, split_name(split, fold))].key
+
+            for name in suite.scenarios.run:
+                scenario = SCENARIOS.get(name)
+                variant = scenario.unet_variant
+                if (variant, seed, fold) not in unet_of:
+                    train_cfg = SegTrainConfig.from_dict({**suite.unet, "variant": variant})
+                    unet_of[(variant, seed, fold)] = add(
                         _task(
-                            "translator",
+                            "unet",
                             {
-                                "unet": unet.key,
-                                "source_train": data[(src, "train")].key,
-                                "source_val": data[(src, "val")].key,
-                                "target_train": data[(vendor, "train")].key,
-                                "target_val": data[(vendor, "val")].key,
-                                "config": t_cfg,
-                                "seed": derive_seed(seed, "translator", vendor, name),
+                                "train": src_key("train"),
+                                "val": src_key("val"),
+                                "config": train_cfg,
+                                "seed": derive_seed(seed, "unet", variant),
                                 "replicate": seed,
+                                **tag,
                             },
-                            (unet.key,),
                         )
                     )
-                    pipe["adapter"] = {"kind": "translator", "key": t_task.key}
-                    deps.append(t_task.key)
-                pipe_of[(name, vendor, seed)] = pipe
-                add(
-                    _task(
-                        "segmentation",
-                        {
-                            "scenario": name,
-                            "vendor": vendor,
-                            "role": "source" if vendor == src else "target",
-                            "replicate": seed,
-                            "pipeline": pipe,
-                            "test": data[(vendor, "test")].key,
-                            "hd95": suite.metrics.hd95,
-                            "fast_path": suite.suite.fast_path,
-                        },
-                        tuple(deps),
+                unet = unet_of[(variant, seed, fold)]
+                for vendor in suite.all_vendors:
+                    translator = scenario.translator
+                    if translator is not None and vendor == src:
+                        continue  # the paper's "-": translation maps targets to the source
+                    pipe: dict[str, Any] = {"unet": unet.key, "adapter": None}
+                    deps = [unet.key]
+                    if translator == "histmatch":
+                        pipe["adapter"] = {"kind": "histmatch", "fit": src_key("train")}
+                    elif translator is not None:
+                        t_cfg = TranslatorConfig.from_dict(
+                            {**suite.translator, **translator, "selection": suite.scenarios.selection}
+                        )
+                        t_task = add(
+                            _task(
+                                "translator",
+                                {
+                                    "unet": unet.key,
+                                    "source_train": src_key("train"),
+                                    "source_val": src_key("val"),
+                                    "target_train": data[(vendor, "train")].key,
+                                    "target_val": data[(vendor, "val")].key,
+                                    "config": t_cfg,
+                                    "seed": derive_seed(seed, "translator", vendor, name),
+                                    "replicate": seed,
+                                    **tag,
+                                },
+                                (unet.key,),
+                            )
+                        )
+                        pipe["adapter"] = {"kind": "translator", "key": t_task.key}
+                        deps.append(t_task.key)
+                    test = src_key("test") if vendor == src else data[(vendor, "test")].key
+                    if fold in (None, 0):
+                        pipe_of[(name, vendor, seed)] = (pipe, test)
+                    add(
+                        _task(
+                            "segmentation",
+                            {
+                                "scenario": name,
+                                "vendor": vendor,
+                                "role": "source" if vendor == src else "target",
+                                "replicate": seed,
+                                **tag,
+                                "pipeline": pipe,
+                                "test": test,
+                                "hd95": suite.metrics.hd95,
+                                "fast_path": suite.suite.fast_path,
+                            },
+                            tuple(deps),
+                        )
                     )
-                )
 
     if suite.fgsm is not None:
         f = suite.fgsm
         for seed in f.seeds or suite.suite.seeds[:1]:
             for name in f.scenarios:
                 for vendor in f.vendors or suite.all_vendors:
-                    pipe = pipe_of.get((name, vendor, seed))
-                    if pipe is None:
+                    found = pipe_of.get((name, vendor, seed))
+                    if found is None:
                         continue  # e.g. a translator on the source vendor
+                    pipe, test = found
                     deps = tuple(k for k in (pipe["unet"], (pipe["adapter"] or {}).get("key")) if k)
                     for attack in f.attacks:
                         add(
@@ -191,7 +287,7 @@ def build_plan(suite: Suite, source) -> Plan:
                                     "target": f.target,
                                     "pgd_steps": f.pgd_steps,
                                     "pgd_step_fraction": f.pgd_step_fraction,
-                                    "test": data[(vendor, "test")].key,
+                                    "test": test,
                                     "seed": derive_seed(seed, "fgsm", name, vendor, attack),
                                 },
                                 deps,

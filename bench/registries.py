@@ -13,11 +13,12 @@ if TYPE_CHECKING:
 def _registries() -> dict:
     from unetgan_core.attacks import ATTACKS
     from unetgan_core.data.phantom.styles import STYLES
-    from unetgan_core.data.sources import DATA_SOURCES
+    from unetgan_core.data.sources import DATA_SOURCES, import_loaders
     from unetgan_core.models import MODELS
     from unetgan_core.scenarios import SCENARIOS
     from unetgan_core.throughput.pipelines import WORKLOADS
 
+    import_loaders()
     return {
         "data sources": DATA_SOURCES,
         "vendor styles (phantom)": STYLES,

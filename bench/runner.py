@@ -190,6 +190,8 @@ class Runner:
             "seed": cfg["replicate"],
             "selection": self.selection_of(cfg["pipeline"]),
         }
+        if "fold" in cfg:
+            common["fold"] = cfg["fold"]
         if task.kind == "segmentation":
             with self.timed("evaluation"):
                 per_image, metrics = steps.evaluate_segmentation(pipeline, test, cfg)

@@ -4,17 +4,23 @@ A suite is a TOML file with these tables (see ``suites/quick.toml`` for a commen
 ``[suite]``, ``[data]``, ``[vendors]``, ``[splits]``, ``[unet]``, ``[translator]``,
 ``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[throughput]``, ``[compare]``.
 Every error names the file, the table and key, and what is allowed.
+
+Real data sets need a root folder: ``[data] root`` in the file, ``--data-root`` on the command
+line, or an environment variable (:data:`ROOT_ENV`); Sunnybrook falls back to the shared data
+folder beside the repository. A suite whose root is not given anywhere is rejected with one line
+naming the expected layout.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.schema import field, load_table
-from unetgan_core.errors import UserError
+from unetgan_core.errors import DataError, UserError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,6 +29,17 @@ else:  # pragma: no cover
 
 SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 SPLIT_NAMES = ("train", "val", "test")
+# Data source -> environment variable that names its root when neither the suite nor --data-root does.
+ROOT_ENV = {"mnms": "UNETGAN_MNMS_ROOT", "acdc": "UNETGAN_ACDC_ROOT", "sunnybrook": "UNETGAN_SUNNYBROOK_ROOT"}
+# Where each source's layout is documented (its module's LAYOUT constant), for the missing-root message.
+LAYOUT_MODULES = {"mnms": "unetgan_core.data.mnms", "acdc": "unetgan_core.data.acdc"}
+# The shared folder beside the repository (``<repo>/../shared``) unless $UNETGAN_SHARED says otherwise.
+SHARED_ENV = "UNETGAN_SHARED"
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+class MissingDataRoot(DataError):
+    """A real-data suite names no root folder and no environment variable supplies one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,12 +51,15 @@ class SuiteSection:
     )
     device: str = field("cpu", doc="where to train and evaluate", choices=("cpu", "cuda", "auto"))
     fast_path: bool = field(True, doc="evaluate with channels_last + bf16 where its Dice stays within 0.005 of fp32")
+    citation: str = field("", doc="reference the data set asks reports to cite (printed in summary.json)")
 
 
 @dataclasses.dataclass(frozen=True)
 class VendorSection:
     source: str = field(doc="vendor (style) the Unet is trained on")
-    targets: list[str] = field(doc="vendors the Unet is adapted to and tested on", nonempty=True)
+    targets: list[str] = field(
+        doc="vendors the Unet is adapted to and tested on; [] for a one-vendor data set (Unet scenarios only)"
+    )
     styles: dict = field({}, doc="phantom only: new styles declared as parameter ranges, name -> table")
 
 
@@ -52,6 +72,18 @@ class SplitSection:
     target: dict = field(
         {"train": 0.5, "val": 0.1, "test": 0.4},
         doc="target subjects: train (unlabelled, translator training), val (selection), test (scoring)",
+    )
+    folds: int = field(
+        0,
+        doc="cross-validation by subject: the source subjects form this many groups and each is tested once "
+        "by a Unet trained on the others (0 = off; replaces the source split)",
+        ge=0,
+    )
+    fold_val: float = field(
+        0.0,
+        doc="with folds: source subjects of each fold's training part held out for validation: a whole count "
+        "(1, 2, ...) or a fraction in (0, 1); 0 = none, the Unet keeps its final epoch",
+        ge=0.0,
     )
 
 
@@ -168,8 +200,83 @@ def _check_split(table: Any, where: str) -> None:
     raise UserError(f"{where}: expected subject counts >= 1 or fractions in (0, 1) summing to at most 1; got {table!r}")
 
 
-def parse_suite(text: str, where: str) -> Suite:
-    """Parse and validate suite TOML ``text``; ``where`` names the file in error messages."""
+def resolve_data_root(data: dict[str, Any], where: str, data_root: str | Path | None = None) -> dict[str, Any]:
+    """The ``[data]`` table with its ``root`` filled in for real data sets.
+
+    Precedence: ``data_root`` (``--data-root``), ``root`` in the suite, the source's variable in
+    :data:`ROOT_ENV`, then (Sunnybrook only) ``$UNETGAN_SHARED/data/sunnybrook`` or
+    ``<repo>/../shared/data/sunnybrook``. The phantom and the manifest source are left as they are.
+
+    Args:
+        data: the suite's ``[data]`` table.
+        where: ``"<file>"`` prefix for error messages.
+        data_root: a root folder that overrides the suite's.
+
+    Raises:
+        MissingDataRoot: a source that needs a root gets none; the message names the layout.
+    """
+    name = data.get("source")
+    out = dict(data)
+    if data_root is not None:
+        out["root"] = str(data_root)
+    if name not in ROOT_ENV or out.get("root"):
+        return out
+    env = ROOT_ENV[name]
+    if os.environ.get(env):
+        out["root"] = os.environ[env]
+    elif name == "sunnybrook":
+        shared = Path(os.environ.get(SHARED_ENV) or DEFAULT_SHARED)
+        out["root"] = str(shared / "data" / "sunnybrook")
+    else:
+        import importlib
+
+        layout = importlib.import_module(LAYOUT_MODULES[name]).LAYOUT
+        raise MissingDataRoot(
+            f"{where}: [data] root: not set; pass --data-root DIR or set {env} to the {name} folder "
+            f"(expected layout: {layout})"
+        )
+    return out
+
+
+def _check_folds(suite: Suite, raw_splits: Any, where: str) -> None:
+    splits = suite.splits
+    if splits.folds == 1:
+        raise UserError(f"{where}: [splits] folds: expected 0 (off) or at least 2, got 1")
+    if not splits.folds:
+        if splits.fold_val:
+            raise UserError(f"{where}: [splits] fold_val: only used with folds >= 2")
+        return
+    if isinstance(raw_splits, dict) and "source" in raw_splits:
+        raise UserError(f"{where}: [splits] source: not used with folds (each fold tests one group); use fold_val")
+    if splits.fold_val >= 1 and splits.fold_val != int(splits.fold_val):
+        raise UserError(
+            f"{where}: [splits] fold_val: expected a whole count or a fraction below 1, got {splits.fold_val!r}"
+        )
+
+
+def _check_targets(suite: Suite, where: str) -> None:
+    """Scenarios that adapt target images need targets; a one-vendor suite may run only Unet scenarios."""
+    if suite.vendors.targets:
+        return
+    from unetgan_core.scenarios import SCENARIOS
+
+    adapting = [name for name in suite.scenarios.run if SCENARIOS.get(name).translator is not None]
+    if adapting:
+        unet_only = ", ".join(n for n in SCENARIOS.names() if SCENARIOS.get(n).translator is None)
+        raise UserError(
+            f"{where}: [scenarios] run: {adapting[0]!r} adapts target-vendor images but [vendors] targets is empty; "
+            f"use Unet-only scenarios ({unet_only})"
+        )
+
+
+def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> Suite:
+    """Parse and validate suite TOML ``text``.
+
+    Args:
+        text: the suite file's content.
+        where: names the file in error messages.
+        data_root: overrides ``[data] root`` before the data source is opened (``--data-root``).
+    """
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -191,7 +298,7 @@ def parse_suite(text: str, where: str) -> Suite:
     suite = Suite(
         path=where,
         suite=load_table(SuiteSection, raw["suite"], f"{where}: [suite]"),
-        data=dict(data),
+        data=resolve_data_root(data, where, data_root),
         vendors=load_table(VendorSection, raw["vendors"], f"{where}: [vendors]"),
         splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
         unet=dict(raw.get("unet", {})),
@@ -212,17 +319,28 @@ def parse_suite(text: str, where: str) -> Suite:
         raise UserError(f"{where}: [vendors] targets: a vendor is listed twice")
     if len(set(suite.suite.seeds)) != len(suite.suite.seeds):
         raise UserError(f"{where}: [suite] seeds: a seed is listed twice")
+    _check_folds(suite, raw.get("splits"), where)
     from bench.registries import check_names
+    from unetgan_core.data.sources import import_loaders
+
+    # The real-data sources register on import; check_names lists the registry before any source is created.
+    import_loaders()
 
     check_names(suite, where)
+    _check_targets(suite, where)
     return suite
 
 
-def load_suite(name_or_path: str) -> Suite:
-    """Load a built-in suite by name or a suite file by path, fully validated."""
+def load_suite(name_or_path: str, data_root: str | Path | None = None) -> Suite:
+    """Load a built-in suite by name or a suite file by path, fully validated.
+
+    Args:
+        name_or_path: a built-in suite name or a ``.toml`` path.
+        data_root: overrides ``[data] root`` (``--data-root``) before the data source is opened.
+    """
     path = resolve_suite_path(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read suite file ({exc})") from None
-    return parse_suite(text, str(path))
+    return parse_suite(text, str(path), data_root)

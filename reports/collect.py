@@ -26,7 +26,8 @@ KINDS = ("segmentation", "fgsm", "throughput")
 
 # What identifies one measurement of each kind: rows are matched on these between runs and
 # de-duplicated on them within a run.
-SEGMENTATION_KEYS = ("kind", "scenario", "vendor", "seed")
+# ``fold`` is None unless the suite cross-validates by subject (``[splits] folds``).
+SEGMENTATION_KEYS = ("kind", "scenario", "vendor", "seed", "fold")
 FGSM_KEYS = ("kind", "scenario", "vendor", "seed", "attack", "eps")
 # Throughput rows carry whichever of these settings the workload varied.
 THROUGHPUT_SETTINGS = (
@@ -56,7 +57,7 @@ THROUGHPUT_METRICS = (
 )
 PER_IMAGE_COLUMNS = ("index", "subject", "slice_index", "phase", "dice_blood_pool", "dice_myo", "dice_mean", "hd95_mm")
 # Row fields copied beside every per-image value so statistics can group by them.
-_PER_IMAGE_TAGS = ("scenario", "vendor", "role", "seed", "selection", "cell_id")
+_PER_IMAGE_TAGS = ("scenario", "vendor", "role", "seed", "fold", "selection", "cell_id")
 _REQUIRED = {"segmentation": ("scenario", "vendor", "seed"), "fgsm": ("scenario", "vendor", "seed", "attack", "eps")}
 
 
@@ -67,10 +68,11 @@ class Run:
     Args:
         path: the run folder.
         manifest: ``manifest.json`` as a dict (empty when the file is absent).
-        segmentation: one row per (scenario, vendor, seed) with the row-level metrics.
+        segmentation: one row per (scenario, vendor, seed, fold) with the row-level metrics
+            (``fold`` None without cross-validation).
         fgsm: one row per (scenario, vendor, seed, attack, eps).
         throughput: one row per throughput setting.
-        per_image: every per-image CSV row, tagged with its cell's scenario, vendor, role, seed.
+        per_image: every per-image CSV row, tagged with its cell's scenario, vendor, role, seed, fold.
     """
 
     path: Path
@@ -157,6 +159,10 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 def _flatten(row: dict[str, Any], metric_names: tuple[str, ...]) -> dict[str, Any]:
     flat = {k: v for k, v in row.items() if k not in ("metrics", "config") and not isinstance(v, (dict, list))}
+    config = row.get("config")
+    if "fold" not in flat and isinstance(config, dict) and config.get("fold") is not None:
+        # Cross-validated cells name their fold in the task config; rows may not repeat it.
+        flat["fold"] = config["fold"]
     metrics = row["metrics"]
     for name in metric_names:
         flat[name] = metrics.get(name)
@@ -189,7 +195,7 @@ def read_per_image(run_dir: Path, segmentation: pd.DataFrame) -> pd.DataFrame:
     """Every per-image CSV named by a segmentation row, tagged with that row's key fields.
 
     A row whose CSV is absent contributes nothing here (its row-level metrics still count in
-    the tables). Columns: :data:`PER_IMAGE_COLUMNS` plus scenario, vendor, role, seed, selection, cell_id.
+    the tables). Columns: :data:`PER_IMAGE_COLUMNS` plus scenario, vendor, role, seed, fold, selection, cell_id.
 
     Args:
         run_dir: the run folder.

@@ -6,11 +6,17 @@ print what these functions return.
 
 Statistics (documented in the report too):
 
-- Per-image values are first averaged over the replicate seeds of a (vendor, scenario) cell,
-  so every test image counts once. ``mean`` and ``std_images`` are the mean and standard
-  deviation of those per-image values (the paper's "mean +/- std"), ``ci95_low``/``ci95_high``
-  a 95% bootstrap interval of the mean over images, ``std_seeds`` the standard deviation of
-  the per-seed means (undefined with one seed).
+- An image is identified by its subject, slice and phase (not by its row number in a cell's
+  CSV). Its values are first averaged over the replicates that scored it (seeds, and with
+  cross-validation the folds), so every test image counts once. With ``[splits] folds`` each
+  source image is scored by one fold only: the folds' images are concatenated, never
+  averaged by row number; a target image scored by every fold's Unet is averaged over them.
+  ``mean`` and ``std_images`` are the mean and standard deviation of those per-image values
+  (the paper's "mean +/- std"), ``ci95_low``/``ci95_high`` a 95% bootstrap interval of the
+  mean over images, ``std_seeds`` the standard deviation of the per-seed means (undefined with
+  one seed). Runs with folds add ``n_folds`` and ``std_folds``, the standard deviation of the
+  per-fold means (Table 1 of a fold suite: mean over all test images of all folds, spread over
+  folds).
 - ``p_vs_clean`` is a paired Wilcoxon signed-rank test of the seed-averaged per-image values
   against the clean Unet on the same images of the same vendor (seeds present in both).
 - HD95 values that are undefined (an empty mask) are counted in ``n_undefined`` and left out
@@ -76,6 +82,9 @@ STATS_COLUMNS = (
     "p_vs_clean",
     "selection",
 )
+# Added after STATS_COLUMNS only for runs that cross-validate by subject (``[splits] folds``).
+FOLD_COLUMNS = ("n_folds", "std_folds")
+IMAGE_ID = ("subject", "slice_index", "phase")
 
 
 def _none_if_nan(value: Any) -> Any:
@@ -120,16 +129,103 @@ def bootstrap_samples(run: Run) -> int:
     return int(value) if isinstance(value, int) and value > 0 else DEFAULT_BOOTSTRAP
 
 
-def _image_by_seed(per_image: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Images as rows, seeds as columns, values of ``metric`` (NaN where undefined)."""
-    values = per_image.assign(value=pd.to_numeric(per_image[metric], errors="coerce"))
-    return values.pivot_table(index="index", columns="seed", values="value", aggfunc="mean", dropna=False)
+def has_folds(run: Run) -> bool:
+    """True when the run's segmentation rows come from subject-level cross-validation."""
+    return "fold" in run.segmentation and bool(run.segmentation["fold"].notna().any())
+
+
+def _image_keys(per_image: pd.DataFrame) -> pd.Series:
+    """One key per image: subject, slice, phase and the occurrence of that triple within its cell.
+
+    The same image gets the same key in every cell that scored it, whatever its row number, so
+    folds (different subjects) are concatenated and seeds (same subjects) are matched.
+    """
+    ident = [per_image[c].astype(str) if c in per_image else pd.Series("", index=per_image.index) for c in IMAGE_ID]
+    triple = ident[0] + "|" + ident[1] + "|" + ident[2]
+    cell = per_image["cell_id"].astype(str) if "cell_id" in per_image else pd.Series("", index=per_image.index)
+    occurrence = triple.groupby([cell, triple]).cumcount().astype(str)
+    return triple + "|" + occurrence
+
+
+def _replicates(per_image: pd.DataFrame) -> pd.Series:
+    """The replicate of each per-image row: its seed, or ``(seed, fold)`` when folds are present."""
+    if "fold" in per_image and per_image["fold"].notna().any():
+        return pd.Series(list(zip(per_image["seed"], per_image["fold"], strict=True)), index=per_image.index)
+    return per_image["seed"]
+
+
+def _image_by_replicate(per_image: pd.DataFrame, metric: str) -> tuple[pd.DataFrame, int]:
+    """Images as rows (first-seen order), replicates as columns, values of ``metric``.
+
+    Returns:
+        The table (NaN where a replicate did not score an image or the value is undefined) and
+        the number of undefined values among the measured ones.
+    """
+    values = pd.DataFrame(
+        {
+            "image": _image_keys(per_image),
+            "replicate": _replicates(per_image),
+            "value": pd.to_numeric(per_image[metric], errors="coerce"),
+        }
+    )
+    table = values.pivot_table(index="image", columns="replicate", values="value", aggfunc="mean", dropna=False)
+    # First-seen order (the test set's own order) keeps the bootstrap's draws reproducible.
+    return table.reindex(pd.unique(values["image"])), int(values["value"].isna().sum())
+
+
+def _spread(means: list[float]) -> float:
+    """Sample standard deviation of group means; NaN with fewer than two."""
+    summary = stats.mean_std(np.asarray(means, float))
+    return summary.std if summary.n > 1 else float("nan")
+
+
+def _seed_and_fold_spread(table: pd.DataFrame, folds: bool) -> tuple[float, float, int]:
+    """(std over seeds of the seed means, std over folds of the fold means, number of folds).
+
+    A seed's mean pools every image it scored (all its folds); a fold's mean is over the images
+    that fold scored, each averaged over the seeds first.
+    """
+    if not folds:
+        seeds = {s: table[s].to_numpy(float) for s in table.columns}
+        std = stats.seed_level(seeds).std if len(seeds) > 1 else float("nan")
+        return std, float("nan"), 0
+    seed_of = [c[0] for c in table.columns]
+    fold_of = [c[1] for c in table.columns]
+    seed_means = []
+    for seed in dict.fromkeys(seed_of):
+        per_image = table[[c for c in table.columns if c[0] == seed]].mean(axis=1, skipna=True)
+        seed_means.append(stats.mean_std(per_image.to_numpy(float)).mean)
+    fold_means = []
+    for fold in dict.fromkeys(fold_of):
+        part = table[[c for c in table.columns if c[1] == fold]].dropna(how="all")
+        fold_means.append(stats.mean_std(part.mean(axis=1, skipna=True).to_numpy(float)).mean)
+    return _spread(seed_means), _spread(fold_means), len(fold_means)
+
+
+def _rows_only(out: dict[str, Any], rows: pd.DataFrame, metric: str, folds: bool) -> dict[str, Any]:
+    """A cell without per-image CSVs: row-level metrics only (mean over seeds, and folds)."""
+    row_values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(float)
+    summary = stats.mean_std(row_values)
+    n_images = pd.to_numeric(rows["n_images"], errors="coerce") if "n_images" in rows else pd.Series(dtype=float)
+    if folds and n_images.notna().any():
+        per_fold = n_images.groupby(rows["fold"]).max()
+        # Source folds test different subjects; a target's test set is the same in every fold.
+        out["n_images"] = int(per_fold.sum() if out["role"] == "source" else per_fold.max())
+        out["n_folds"] = int(per_fold.size)
+    else:
+        out["n_images"] = int(n_images.max()) if n_images.notna().any() else 0
+    out["n_undefined"] = summary.n_nan
+    out["mean"] = summary.mean
+    if summary.n > 1 and not folds:
+        out["std_seeds"] = summary.std
+    return out
 
 
 def _cell_stats(run: Run, vendor: str, scenario: str, metric: str, n_boot: int) -> dict[str, Any] | None:
     rows = run.segmentation[(run.segmentation["vendor"] == vendor) & (run.segmentation["scenario"] == scenario)]
     if rows.empty:
         return None
+    folds = has_folds(run)
     selections = sorted({str(s) for s in rows.get("selection", pd.Series(dtype=object)).dropna()})
     n_seeds = int(rows["seed"].nunique())
     out: dict[str, Any] = {
@@ -145,23 +241,18 @@ def _cell_stats(run: Run, vendor: str, scenario: str, metric: str, n_boot: int) 
         "ci95_high": float("nan"),
         "p_vs_clean": float("nan"),
     }
+    if folds:
+        out.update(n_folds=int(rows["fold"].nunique()), std_folds=float("nan"))
     per_image = run.per_image[(run.per_image["vendor"] == vendor) & (run.per_image["scenario"] == scenario)]
     if per_image.empty:
-        row_values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(float)
-        summary = stats.mean_std(row_values)
-        n_images = pd.to_numeric(rows["n_images"], errors="coerce") if "n_images" in rows else pd.Series(dtype=float)
-        out["n_images"] = int(n_images.max()) if n_images.notna().any() else 0
-        out["n_undefined"] = summary.n_nan
-        out["mean"] = summary.mean
-        if summary.n > 1:
-            out["std_seeds"] = summary.std
-        return out
-    table = _image_by_seed(per_image, metric)
+        return _rows_only(out, rows, metric, folds)
+    table, n_undefined = _image_by_replicate(per_image, metric)
     out["n_images"] = int(len(table))
-    out["n_undefined"] = int(table.isna().to_numpy().sum())
-    if table.shape[1] > 1:
-        # One seed has no spread; the stats module calls that 0.0, the report says "one seed".
-        out["std_seeds"] = stats.seed_level({s: table[s].to_numpy(float) for s in table.columns}).std
+    out["n_undefined"] = n_undefined
+    # One seed (or fold) has no spread; the stats module calls that 0.0, the report says "one seed".
+    out["std_seeds"], std_folds, n_folds = _seed_and_fold_spread(table, folds)
+    if folds:
+        out.update(n_folds=n_folds, std_folds=std_folds)
     image_values = table.mean(axis=1, skipna=True).to_numpy(float)  # all-NaN images stay NaN
     summary = stats.mean_std(image_values)
     out["mean"] = summary.mean
@@ -180,12 +271,12 @@ def _wilcoxon_vs_clean(run: Run, vendor: str, table: pd.DataFrame, metric: str) 
     clean = run.per_image[(run.per_image["vendor"] == vendor) & (run.per_image["scenario"] == "clean")]
     if clean.empty:
         return float("nan")
-    clean_table = _image_by_seed(clean, metric)
-    seeds = [s for s in table.columns if s in clean_table.columns]
-    if not seeds:
+    clean_table, _ = _image_by_replicate(clean, metric)
+    replicates = [s for s in table.columns if s in clean_table.columns]
+    if not replicates:
         return float("nan")
     paired = pd.concat(
-        {"new": table[seeds].mean(axis=1), "clean": clean_table[seeds].mean(axis=1)}, axis=1, join="inner"
+        {"new": table[replicates].mean(axis=1), "clean": clean_table[replicates].mean(axis=1)}, axis=1, join="inner"
     )
     return stats.wilcoxon_paired(paired["new"].to_numpy(float), paired["clean"].to_numpy(float)).p_value
 
@@ -199,13 +290,15 @@ def segmentation_stats(run: Run, metric: str = "dice_mean") -> pd.DataFrame:
             ``"hd95_mm"`` (millimetres).
 
     Returns:
-        One row per cell in report order, columns :data:`STATS_COLUMNS` (see the module
-        docstring for what each statistic is).
+        One row per cell in report order, columns :data:`STATS_COLUMNS`, plus
+        :data:`FOLD_COLUMNS` when the run has folds (see the module docstring for what each
+        statistic is).
     """
     if metric not in METRIC_LABELS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRIC_LABELS)}")
+    columns = [*STATS_COLUMNS, *(FOLD_COLUMNS if has_folds(run) else ())]
     if run.segmentation.empty:
-        return pd.DataFrame(columns=list(STATS_COLUMNS))
+        return pd.DataFrame(columns=columns)
     n_boot = bootstrap_samples(run)
     cells = []
     for vendor in vendor_order(run):
@@ -213,7 +306,7 @@ def segmentation_stats(run: Run, metric: str = "dice_mean") -> pd.DataFrame:
             cell = _cell_stats(run, vendor, scenario, metric, n_boot)
             if cell is not None:
                 cells.append(cell)
-    return pd.DataFrame(cells, columns=list(STATS_COLUMNS))
+    return pd.DataFrame(cells, columns=columns)
 
 
 def _paper(vendor: str, scenario: str, metric: str, style: str) -> str:
@@ -230,15 +323,24 @@ def format_cell(cell: dict[str, Any] | pd.Series, style: str = "text", digits: i
         digits: decimals (3 for Dice, 1 suits HD95 in mm).
     """
     oracle = "oracle" in str(cell["selection"]).split("+")
+    n_folds = cell.get("n_folds")
+    folds = isinstance(n_folds, (int, float, np.integer)) and not math.isnan(n_folds) and n_folds > 0
     n = f"n={cell['n_images']} images x {cell['n_seeds']} seeds"
+    if folds:
+        n = f"n={cell['n_images']} images from {int(n_folds)} folds x {cell['n_seeds']} seeds"
     if cell["n_undefined"]:
         n += f", {cell['n_undefined']} undefined"
+    spread = "one seed"
+    if not math.isnan(cell["std_seeds"]):
+        spread = "seeds sd " + fmt.format_number(_none_if_nan(cell["std_seeds"]), digits)
+    if folds and not math.isnan(cell.get("std_folds", float("nan"))):
+        # A fold suite's spread is over folds (different subjects); seeds only add to it.
+        fold_sd = "folds sd " + fmt.format_number(_none_if_nan(cell["std_folds"]), digits)
+        spread = fold_sd if spread == "one seed" else f"{fold_sd}, {spread}"
     return {
         "value": fmt.format_mean_std(_none_if_nan(cell["mean"]), cell["std_images"], digits, style),
         "marker": fmt.significance_marker(_none_if_nan(cell["p_vs_clean"])),
-        "seeds": "seeds sd " + fmt.format_number(_none_if_nan(cell["std_seeds"]), digits)
-        if not math.isnan(cell["std_seeds"])
-        else "one seed",
+        "seeds": spread,
         "ci": "95% CI " + fmt.format_ci(_none_if_nan(cell["ci95_low"]), _none_if_nan(cell["ci95_high"]), digits),
         "n": n,
         "p": fmt.format_p(_none_if_nan(cell["p_vs_clean"])) if cell["scenario"] != "clean" else "",
@@ -570,6 +672,9 @@ def summary(run: Run) -> dict[str, Any]:
             "synthetic": run.synthetic,
             "oracle": run.oracle,
             "data_source": m.get("data_source"),
+            # The reference the data set asks to cite (the suite's ``[suite] citation``), or None.
+            "citation": ((m.get("suite_config") or {}).get("suite") or {}).get("citation") or None,
+            "folds": ((m.get("suite_config") or {}).get("splits") or {}).get("folds") or 0,
             "table1": dice.to_dict(orient="records"),
             "per_class": pd.concat(
                 [segmentation_stats(run, "dice_blood_pool"), segmentation_stats(run, "dice_myo")], ignore_index=True

@@ -43,7 +43,7 @@ def _phantom(**options: Any) -> DataSource:
     return PhantomSource(**options)
 
 
-def _import_loaders() -> None:
+def import_loaders() -> None:
     for module in _LOADER_MODULES:
         try:
             importlib.import_module(module)
@@ -63,5 +63,5 @@ def create_source(name: str, **options: Any) -> DataSource:
     Raises:
         UserError: an unknown name (listing the known ones) or a bad option.
     """
-    _import_loaders()
+    import_loaders()
     return DATA_SOURCES.get(name)(**options)

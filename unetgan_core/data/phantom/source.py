@@ -118,7 +118,8 @@ class PhantomSource:
             "styles": {name: self.style(name).to_dict() for name in self.vendors()},
         }
 
-    def _vendor_key(self, vendor: str) -> dict:
+    def vendor_key(self, vendor: str) -> dict:
+        """Everything that determines ``vendor``'s slices (not the other vendors' styles)."""
         key = {k: v for k, v in self.cache_key().items() if k != "styles"}
         return {**key, "vendor": vendor, "style": self.style(vendor).to_dict()}
 
@@ -150,5 +151,5 @@ class PhantomSource:
                 f"phantom vendor {vendor!r} has no subject {unknown[0]!r}; ids run "
                 f"{vendor}-000..{vendor}-{self.subjects_per_vendor - 1:03d}"
             )
-        full = cached_sliceset(self._vendor_key(vendor), lambda: self.generate(vendor), "phantom", self.cache_dir)
+        full = cached_sliceset(self.vendor_key(vendor), lambda: self.generate(vendor), "phantom", self.cache_dir)
         return full.for_subjects(subjects)

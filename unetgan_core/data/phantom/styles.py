@@ -135,19 +135,25 @@ STYLE_RANGES: dict[str, dict[str, Any]] = {
         gamma=(0.40, 0.50),
         bits=12,
     ),
-    # Milder target: between the two, Gaussian-smoothed, slightly expanded contrast.
+    # Milder target: Gaussian-smoothed, strongly expanded contrast (gamma > 1), weaker shading
+    # correction. Calibrated on the quick suite's *validation* split with
+    # `python tools/calibrate_styles.py quick`: with the starting ranges (gamma 1.1-1.25,
+    # shading correction 0.5-0.7) the clean Unet lost only ~0.02 Dice here, the paper's GE lost
+    # 0.17. Stronger blur (phase-encode 0.40-0.50) gave a loss of 0.12 that no translator could
+    # undo; the paper found GE shifts "hardly discernable" yet recoverable, so the shift now
+    # lies in the intensity mapping: val Dice 0.88 source, 0.71 here, 0.57 siemens (seed 0).
     "ge": dict(
         flip_angle_deg=(45, 55),
         te_ms=(1.6, 1.9),
         blood_inflow=(1.05, 1.25),
         snr=(20, 30),
-        coil_correction=(0.5, 0.7),
+        coil_correction=(0.2, 0.4),
         coil_distance_mm=(90, 130),
-        phase_encode_fraction=(0.65, 0.75),
+        phase_encode_fraction=(0.60, 0.70),
         readout_fraction=(0.85, 0.95),
         window="gaussian",
         window_strength=(0.3, 0.5),
-        gamma=(1.1, 1.25),
+        gamma=(1.6, 1.9),
         bits=12,
     ),
     # Unseen style (unseen-vendor suite only): high flip angle but poor inflow, long TE,
