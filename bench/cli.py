@@ -131,13 +131,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import manifest as manifest_mod
     from bench.compare import compare_runs
 
+    # A threshold left off the command line comes from the base run's suite [compare] section,
+    # else compare_runs' default; passing None through would reject every run without the flags.
+    recorded = ((manifest_mod.read(args.base_dir) or {}).get("suite_config") or {}).get("compare") or {}
+    given = {"dice_drop": args.dice_drop, "throughput_ratio": args.throughput_ratio}
+    thresholds = {k: v if v is not None else recorded.get(k) for k, v in given.items()}
     comparison = compare_runs(
         args.base_dir,
         args.new_dir,
-        dice_drop=args.dice_drop,
-        throughput_ratio=args.throughput_ratio,
+        **{k: v for k, v in thresholds.items() if v is not None},
         gate_throughput=args.gate_throughput,
         html_path=args.html,
     )

@@ -99,12 +99,16 @@ def translate(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 
 
 # -- measuring ---------------------------------------------------------------------------
 def _predict(pipeline, images: np.ndarray, labels: np.ndarray, use_fast: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """Predict with the fast path (channels_last + bf16) where it keeps Dice within 0.005 of fp32.
+    """Predict with the fast path where it keeps Dice within 0.005 of fp32.
+
+    The fast path is channels_last, plus bf16 only where the hardware runs it faster than fp32
+    (``unetgan_core.throughput.fastpath.choose_fast_path``).
 
     The check runs on the first ``FAST_PATH_CHECK_IMAGES`` images of this cell's own test set;
     if the mean Dice differs by more than 0.005 the whole cell is predicted in fp32.
     """
     from unetgan_core.metrics import dice_scores
+    from unetgan_core.throughput.fastpath import fast_path_description
 
     if not use_fast:
         return pipeline.predict(images), {"used": False, "reason": "disabled in the suite"}
@@ -114,7 +118,13 @@ def _predict(pipeline, images: np.ndarray, labels: np.ndarray, use_fast: bool) -
     d_ref = float(np.mean(dice_scores(ref, labels[:n])["dice_mean"]))
     d_fast = float(np.mean(dice_scores(fast, labels[:n])["dice_mean"]))
     delta = abs(d_fast - d_ref)
-    info = {"checked_images": n, "dice_fp32": d_ref, "dice_fast": d_fast, "delta": delta}
+    info = {
+        "mode": fast_path_description(pipeline.device),
+        "checked_images": n,
+        "dice_fp32": d_ref,
+        "dice_fast": d_fast,
+        "delta": delta,
+    }
     if delta > 0.005:
         return pipeline.predict(images), {**info, "used": False, "reason": "Dice moved by more than 0.005; fp32"}
     rest = pipeline.predict(images[n:], fast=True) if len(images) > n else np.zeros((0, *images.shape[1:]), np.uint8)
@@ -170,6 +180,16 @@ def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list
         myo_labelled=test.myo_labelled[:n],
     )
     rows = sweep.per_eps
+    if cfg["attack"] == "fgsm" and cfg["role"] == "source" and n:
+        # The saving of the one-gradient sweep, measured on the source cell's batch and pipeline
+        # (once per attacked Unet: it times K separate gradients, so not on every cell).
+        from unetgan_core.attacks import sweep_cost_ratio
+
+        x = torch.from_numpy(np.ascontiguousarray(test.images[:n]))[:, None].to(pipeline.device)
+        y = torch.from_numpy(test.labels[:n].astype(np.int64)).to(pipeline.device)
+        cost = sweep_cost_ratio(pipeline.logits, x, y, cfg["eps"], target=cfg["target"], warmup=1, repeats=3)
+        for row in rows:
+            row["metrics"] = {**row["metrics"], "sweep_cost_ratio": cost["cost_ratio"]}
     panels = None
     if cfg["attack"] == "fgsm" and n:
         positive = sorted(e for e in cfg["eps"] if e > 0)

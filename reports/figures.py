@@ -72,16 +72,17 @@ def figure_to_svg(fig: Figure) -> str:
     return svg
 
 
-def figure_to_png_uri(fig: Figure, dpi: int = 100) -> str:
+def figure_to_png_uri(fig: Figure, dpi: int = 100, tight: bool = True) -> str:
     """A ``data:image/png;base64,...`` URI of a figure.
 
     Args:
         fig: the figure.
         dpi: dots per inch of the raster.
+        tight: crop to the drawn content (costs one extra draw; not needed for a figure laid out by hand).
     """
     buffer = io.BytesIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight" if tight else None, metadata={"Software": None})
     return png_bytes_to_uri(buffer.getvalue())
 
 
@@ -293,23 +294,71 @@ def load_panel(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _image_grid(rows: list[tuple[str, list[np.ndarray], dict[str, Any]]]) -> str:
-    n_rows, n_cols = len(rows), len(rows[0][1])
+def _rgb(picture: np.ndarray, cmap: str | None = None, vmin: float = 0.0, vmax: float = 1.0) -> np.ndarray:
+    """A picture as float RGB ``[H, W, 3]``: RGB input as it is, a grey one through ``cmap`` (grey by default).
+
+    Args:
+        picture: ``[H, W]`` values (mapped from [vmin, vmax]) or ``[H, W, 3]`` RGB in [0, 1].
+        cmap: matplotlib colour map name for a 2D picture.
+        vmin: value shown as the map's first colour.
+        vmax: value shown as the map's last colour.
+    """
+    picture = np.asarray(picture, float)
+    if picture.ndim == 3:
+        return np.clip(picture[..., :3], 0, 1)
+    scaled = np.clip((picture - vmin) / (vmax - vmin), 0, 1)
+    return matplotlib.colormaps[cmap or "gray"](scaled)[..., :3]
+
+
+def _image_grid(
+    tiles: list[list[np.ndarray]],
+    row_labels: list[str] | None = None,
+    col_labels: list[str] | None = None,
+    tile_in: float = 1.5,
+    dpi: int = 110,
+) -> str:
+    """A grid of equally sized RGB pictures with row and/or column labels, as a PNG data URI.
+
+    The tiles are pasted into one array and drawn with a single ``imshow`` on hand-placed axes:
+    one axes instead of one per tile, and no layout engine or tight bounding box (each would
+    cost a full extra draw), makes a panel about three times faster to render.
+
+    Args:
+        tiles: rows of ``[H, W, 3]`` pictures in [0, 1], all of the same shape.
+        row_labels: one label per row, written vertically left of it.
+        col_labels: one title per column, written above it.
+        tile_in: shown width of one tile in inches.
+        dpi: dots per inch of the raster.
+
+    Raises:
+        DataError: there is no picture to show.
+    """
+    if not tiles or not tiles[0]:
+        raise DataError("the figure file holds no image")
+    n_rows, n_cols = len(tiles), len(tiles[0])
+    h, w = tiles[0][0].shape[:2]
+    gap = max(1, round(0.04 * w))  # white lines between tiles, in image pixels
+    mosaic = np.ones((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap, 3))
+    for r, row in enumerate(tiles):
+        for c, tile in enumerate(row):
+            mosaic[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = tile
+    scale = tile_in / w  # inches per image pixel
+    left = 0.25 if row_labels else 0.02  # inches kept for the labels
+    top = 0.25 if col_labels else 0.02
+    width_in, height_in = mosaic.shape[1] * scale, mosaic.shape[0] * scale
+    fig_w, fig_h = width_in + left + 0.02, height_in + top + 0.02
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(1.5 * n_cols + 0.6, 1.5 * n_rows)
-        axes = fig.subplots(n_rows, n_cols, squeeze=False)
-        for r, (label, pictures, kwargs) in enumerate(rows):
-            for c, picture in enumerate(pictures):
-                ax = axes[r][c]
-                ax.imshow(picture, interpolation="nearest", **kwargs)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
-                if c == 0:
-                    ax.set_ylabel(label, fontsize=8)
-        return figure_to_png_uri(fig, dpi=110)
+        fig = Figure(figsize=(fig_w, fig_h), facecolor="white")
+        ax = fig.add_axes((left / fig_w, 0.02 / fig_h, width_in / fig_w, height_in / fig_h))
+        ax.imshow(mosaic, interpolation="nearest", aspect="equal")
+        ax.set_axis_off()
+        for r, label in enumerate(row_labels or []):
+            y = r * (h + gap) + h / 2 - 0.5
+            ax.text(-gap - 0.5, y, _plain(label), rotation=90, ha="right", va="center", fontsize=8)
+        for c, label in enumerate(col_labels or []):
+            x = c * (w + gap) + w / 2 - 0.5
+            ax.text(x, -gap - 0.5, _plain(label), ha="center", va="bottom", fontsize=8)
+        return figure_to_png_uri(fig, dpi=dpi, tight=False)
 
 
 def translation_panel(path: Path, max_images: int = 6) -> str:
@@ -326,13 +375,13 @@ def translation_panel(path: Path, max_images: int = 6) -> str:
     a = load_panel(path, TRANSLATION_ARRAYS)
     k = min(len(a["original"]), max_images)
     rows = [
-        ("original", [a["original"][i] for i in range(k)], {"cmap": "gray", "vmin": 0, "vmax": 1}),
-        ("translated", [a["translated"][i] for i in range(k)], {"cmap": "gray", "vmin": 0, "vmax": 1}),
-        ("before", [overlay(a["original"][i], a["pred_before"][i]) for i in range(k)], {}),
-        ("after", [overlay(a["original"][i], a["pred_after"][i]) for i in range(k)], {}),
-        ("ground truth", [overlay(a["original"][i], a["label"][i]) for i in range(k)], {}),
+        ("original", [_rgb(a["original"][i]) for i in range(k)]),
+        ("translated", [_rgb(a["translated"][i]) for i in range(k)]),
+        ("before", [overlay(a["original"][i], a["pred_before"][i]) for i in range(k)]),
+        ("after", [overlay(a["original"][i], a["pred_after"][i]) for i in range(k)]),
+        ("ground truth", [overlay(a["original"][i], a["label"][i]) for i in range(k)]),
     ]
-    return _image_grid(rows)
+    return _image_grid([pictures for _, pictures in rows], row_labels=[label for label, _ in rows])
 
 
 def fgsm_panel(path: Path, max_images: int = 4) -> tuple[str, float | None]:
@@ -347,36 +396,16 @@ def fgsm_panel(path: Path, max_images: int = 4) -> tuple[str, float | None]:
         (PNG data URI, eps or None when the file does not record it).
     """
     a = load_panel(path, FGSM_ARRAYS)
-    eps = None
-    with np.load(path, allow_pickle=False) as data:
-        if "eps" in data.files and np.asarray(data["eps"]).size == 1:
-            eps = float(np.asarray(data["eps"]).reshape(()))
+    # load_panel keeps the file's other arrays too, so eps needs no second read of the file.
+    eps = float(a["eps"].reshape(())) if "eps" in a and a["eps"].size == 1 else None
     k = min(len(a["image"]), max_images)
     columns = [
-        ("image + prediction", [overlay(a["image"][i], a["pred_before"][i]) for i in range(k)], {}),
+        ("image + prediction", [overlay(a["image"][i], a["pred_before"][i]) for i in range(k)]),
         # The perturbation is stored amplified into [0, 1] with 0.5 meaning "unchanged".
-        (
-            "perturbation (amplified)",
-            [a["perturbation"][i] for i in range(k)],
-            {"cmap": "RdBu_r", "vmin": 0.0, "vmax": 1.0},
-        ),
-        ("adversarial + prediction", [overlay(a["adversarial"][i], a["pred_after"][i]) for i in range(k)], {}),
-        ("ground truth", [overlay(a["image"][i], a["label"][i]) for i in range(k)], {}),
+        ("perturbation (amplified)", [_rgb(a["perturbation"][i], "RdBu_r") for i in range(k)]),
+        ("adversarial + prediction", [overlay(a["adversarial"][i], a["pred_after"][i]) for i in range(k)]),
+        ("ground truth", [overlay(a["image"][i], a["label"][i]) for i in range(k)]),
     ]
     # The paper lays an example out as a row: one row per image, one column per picture.
-    n_rows, n_cols = k, len(columns)
-    with matplotlib.rc_context(_RC):
-        fig = _new_figure(1.6 * n_cols + 0.4, 1.6 * n_rows + 0.3)
-        axes = fig.subplots(n_rows, n_cols, squeeze=False)
-        for r in range(n_rows):
-            for c, (title, pictures, kwargs) in enumerate(columns):
-                ax = axes[r][c]
-                ax.imshow(pictures[r], interpolation="nearest", **kwargs)
-                ax.set_xticks([])
-                ax.set_yticks([])
-                ax.grid(False)
-                for spine in ax.spines.values():
-                    spine.set_visible(False)
-                if r == 0:
-                    ax.set_title(title, fontsize=8)
-        return figure_to_png_uri(fig, dpi=110), eps
+    tiles = [[pictures[r] for _, pictures in columns] for r in range(k)]
+    return _image_grid(tiles, col_labels=[title for title, _ in columns], tile_in=1.6), eps

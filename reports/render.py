@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 from markupsafe import Markup
 
 from reports import figures, tables
@@ -81,6 +82,11 @@ def _header(run: Run) -> list[tuple[str, str]]:
         ("commit", commit),
         ("device", str(m.get("device") or fmt.MISSING) + (f", {m['threads']} threads" if m.get("threads") else "")),
         ("data source", str(m.get("data_source") or fmt.MISSING) + (" (synthetic)" if run.synthetic else "")),
+        *(
+            [("data citation", str(citation))]
+            if (citation := ((m.get("suite_config") or {}).get("suite") or {}).get("citation"))
+            else []
+        ),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
@@ -93,16 +99,37 @@ def _metric_section(run: Run, metric: str, digits: int) -> dict[str, Any] | None
     return {"title": tables.METRIC_LABELS[metric], "table": tables.wide_table(run, stats, "html", digits)}
 
 
+def _translation_tags(path: Path) -> tuple[str | None, str, int] | None:
+    """(scenario, vendor, seed) of a translation panel file.
+
+    The runner stores ``scenario`` and ``vendor`` inside the file; older files are named
+    ``translation_<vendor>_seed<k>.npz`` and carry no scenario.
+    """
+    match = _TRANSLATION_FILE.match(path.name)
+    if not match:
+        return None
+    seed = int(match["seed"])
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "scenario" in data.files and "vendor" in data.files:
+                return str(data["scenario"]), str(data["vendor"]), seed
+    except (OSError, ValueError):
+        pass
+    return None, match["vendor"], seed
+
+
 def _translation_panels(run: Run) -> list[dict[str, Any]]:
     panels = []
     order = {v: i for i, v in enumerate(tables.vendor_order(run))}
     found = []
     for path in sorted((run.path / "figures").glob("translation_*.npz")):
-        match = _TRANSLATION_FILE.match(path.name)
-        if match:
-            found.append((order.get(match["vendor"], len(order)), match["vendor"], int(match["seed"]), path))
-    for _, vendor, seed, path in sorted(found, key=lambda t: (t[0], t[1], t[2])):
-        panel = {"title": f"{vendor}, seed {seed}", "uri": None, "error": None}
+        tags = _translation_tags(path)
+        if tags:
+            scenario, vendor, seed = tags
+            found.append((order.get(vendor, len(order)), vendor, scenario or "", seed, path))
+    for _, vendor, scenario, seed, path in sorted(found, key=lambda t: t[:4]):
+        title = f"{tables.scenario_label(scenario)} on {vendor}, seed {seed}" if scenario else f"{vendor}, seed {seed}"
+        panel = {"title": title, "uri": None, "error": None}
         try:
             panel["uri"] = figures.translation_panel(path)
         except DataError as exc:

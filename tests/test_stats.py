@@ -115,3 +115,15 @@ def test_wilcoxon_bad_inputs():
         wilcoxon_paired([1, 2], [1])
     empty = wilcoxon_paired([float("nan")], [1.0])
     assert math.isnan(empty.p_value) and empty.n_dropped == 1
+
+
+def test_wilcoxon_with_ties_matches_scipy_exact_permutation() -> None:
+    """Tied and zero differences take the fast exact sign-flip path; it must equal scipy's."""
+    from scipy import stats as scipy_stats
+
+    a = np.array([0.9, 0.8, 0.85, 0.7, 0.7, 0.95, 0.6, 0.82])
+    b = np.array([0.8, 0.8, 0.75, 0.6, 0.8, 0.85, 0.5, 0.80])
+    ours = wilcoxon_paired(a, b)
+    ref = scipy_stats.wilcoxon(a, b)
+    assert ours.statistic == pytest.approx(float(ref.statistic))
+    assert ours.p_value == pytest.approx(float(ref.pvalue), abs=1e-12)

@@ -8,8 +8,10 @@ A pipeline turns target images into label maps. All share one interface (``Pipel
   (FGSM) can take the gradient of the whole pipeline.
 - ``name``, ``differentiable`` and ``attack_note`` say what an attack on ``logits`` means.
 
-``predict(..., fast=True)`` runs in channels_last memory layout under bf16 autocast (on CPU too); whether its
-Dice stays close to fp32 is measured elsewhere, so it is only a switch here.
+``predict(..., fast=True)`` runs in channels_last memory layout, under bf16 autocast only where the hardware runs
+bf16 fast (a GPU, or a CPU whose bf16 matmul beats fp32: ``throughput.fastpath.choose_fast_path``); elsewhere in
+channels_last fp32. ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
+measured elsewhere, so it is only a switch here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from torch import nn
 from unetgan_core.device import autocast
 from unetgan_core.errors import DataError
 from unetgan_core.histmatch import HistogramMatcher
+from unetgan_core.throughput.fastpath import choose_fast_path
 
 PREDICT_BATCH = 32  # images per forward pass in predict
 
@@ -79,7 +82,8 @@ class Pipeline:
         Args:
             images: ``[N, H, W]`` float in [0, 1].
             batch_size: images per forward pass.
-            fast: channels_last + bf16 autocast (faster, slightly different numbers).
+            fast: channels_last, plus bf16 autocast where the hardware runs it fast (``choose_fast_path``);
+                faster, with slightly different numbers.
 
         Returns:
             uint8 ``[N, H, W]``: 0 background, 1 blood pool, 2 myocardium.
@@ -88,6 +92,7 @@ class Pipeline:
         if x.ndim != 3:
             raise DataError(f"{self.name}: predict expects [N, H, W] images, got shape {x.shape}")
         dev = self.device
+        dtype = choose_fast_path(dev).dtype if fast else None
         if fast:
             for m in self.modules:
                 m.to(memory_format=torch.channels_last)
@@ -97,7 +102,7 @@ class Pipeline:
                 batch = torch.from_numpy(x[start : start + batch_size])[:, None].to(dev)
                 if fast:
                     batch = batch.contiguous(memory_format=torch.channels_last)
-                with autocast(dev, enabled=fast):
+                with autocast(dev, enabled=dtype is not None, dtype=dtype or torch.bfloat16):
                     labels = self.logits(batch).argmax(dim=1)
                 out.append(labels.to(torch.uint8).cpu())
         finally:

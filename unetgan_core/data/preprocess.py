@@ -40,7 +40,7 @@ from unetgan_core.data.sliceset import BACKGROUND, BLOOD_POOL, MYOCARDIUM, Slice
 from unetgan_core.errors import DataError, UserError
 
 # Bump when the preprocessing changes, so cached subjects are rebuilt.
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2
 PHASES = ("ED", "ES")
 TARGET_LABELS = (BACKGROUND, BLOOD_POOL, MYOCARDIUM)
 
@@ -94,7 +94,9 @@ def resample_crop(
         offsets_mm = (np.arange(size_px) - (size_px - 1) / 2.0) * pixel_mm
         coord = (n_in - 1) / 2.0 + offsets_mm / float(step_in)
         axes.append(coord)
-        inside.append((coord >= -0.5) & (coord <= n_in - 0.5))
+        # Inside the input's extent (half a pixel beyond the outer centres), tested on the
+        # offset from the centre so both sides round the same way and a crop stays symmetric.
+        inside.append(np.abs(offsets_mm / float(step_in)) <= n_in / 2.0 + 1e-9)
     rows, cols = np.meshgrid(axes[0], axes[1], indexing="ij")
     # "nearest" mode only matters within half a pixel of the edge; further out is padding below.
     out = ndimage.map_coordinates(np.asarray(image, dtype=np.float64), [rows, cols], order=order, mode="nearest")

@@ -1,22 +1,26 @@
-"""Faster inference: channels_last layout under reduced-precision autocast, kept only if accuracy holds.
+"""Faster inference: channels_last layout, under reduced precision only where the hardware runs it fast.
 
-The fast path runs the segmenter in NHWC (channels_last) layout, which oneDNN's reduced-precision
-convolutions and CUDA tensor cores want, under ``torch.autocast`` with bfloat16 (CPU; CUDA where
-supported, else float16). A 1-channel image has the same strides in both layouts, so the layout
+The fast path runs the segmenter in NHWC (channels_last) layout, which oneDNN's convolutions and
+CUDA tensor cores want. A 1-channel image has the same strides in both layouts, so the layout
 must come from the weights: the model's 4D weights are switched to channels_last for the call
 (a conv with channels_last weights runs channels_last) and switched back after it.
 
-Whether it is worth it depends on the machine: without bf16 matrix units (Intel AMX, or a GPU)
-bf16 convolutions are no faster than fp32 and can be slower. ``check_fast_path`` therefore
-compares mean Dice of the two paths on given test images and, when asked, their speed, and
-says which to use and why.
+Reduced precision (bfloat16 autocast; float16 on GPUs without bfloat16) pays only with matrix
+units for it: on a GPU, or a CPU with Intel AMX. Elsewhere bf16 convolutions are emulated and
+several times slower than fp32 (~3.6x on a 2-core VM without AMX, where channels_last fp32 is
+~1.4x faster than the default layout). ``choose_fast_path`` therefore times a bf16 and an fp32
+matmul once per process and device, and picks channels_last+bf16 or channels_last fp32;
+``fast_path_description`` names the choice for the results. ``check_fast_path`` compares mean
+Dice of the reduced-precision candidate (``fast_predict``) and fp32 on test images and, when
+asked, their speed, and says which to use and why.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from torch import nn
 
 from unetgan_core.device import autocast, eval_mode
 from unetgan_core.errors import DataError, UserError
+from unetgan_core.throughput.peak import measure_matmul_tflops
 from unetgan_core.throughput.timing import device_sync, measure
 from unetgan_core.training.selection import mean_dice, module_device, segment
 
@@ -63,6 +68,98 @@ def fast_dtype(device: torch.device | str) -> torch.dtype:
     return torch.bfloat16
 
 
+# bf16 is chosen on a CPU only when its matmul is clearly faster than fp32's: with AMX it is
+# several times faster, without it several times slower, so the margin never decides a close call
+# on noise from a shared machine.
+BF16_MIN_SPEEDUP = 1.2
+PROBE_SIZES = (512,)  # matmul side for the probe: ~0.3 GFLOP, tens of milliseconds even when emulated
+_PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class FastPath:
+    """How ``Pipeline.predict(fast=True)`` runs on one device.
+
+    Args:
+        device_type: ``"cpu"`` or ``"cuda"``.
+        dtype: autocast dtype (``torch.bfloat16`` or ``torch.float16``), or None for fp32.
+        reason: one line on why (the measured bf16/fp32 matmul ratio on a CPU).
+    """
+
+    device_type: str
+    dtype: torch.dtype | None
+    reason: str
+
+    @property
+    def description(self) -> str:
+        """``"channels_last+bf16"``, ``"channels_last+fp16"`` or ``"channels_last fp32"``."""
+        return "channels_last fp32" if self.dtype is None else f"channels_last+{_PRECISION_NAMES[self.dtype]}"
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _matmul_probe(dtype: torch.dtype) -> float:
+    return measure_matmul_tflops(dtype, "cpu", sizes=PROBE_SIZES, warmup=1, repeats=3)
+
+
+def choose_fast_path(device: torch.device | str, *, probe: Callable[[torch.dtype], float] | None = None) -> FastPath:
+    """The fast path for ``device``: channels_last, plus reduced precision where it is faster.
+
+    On CUDA reduced precision is always taken (tensor cores). On a CPU a bf16 and an fp32 matmul
+    are timed (``peak.measure_matmul_tflops``) and bf16 is taken only if it is at least
+    ``BF16_MIN_SPEEDUP`` times faster. The measurement runs once per process and device.
+
+    Args:
+        device: where the model runs.
+        probe: CPU matmul rate in TFLOP/s for a dtype (tests pass their own; None: the real,
+            cached measurement).
+
+    Returns:
+        A ``FastPath``; its ``description`` goes into the results.
+    """
+    device = torch.device(device)
+    if probe is None:
+        return _cached_choice(str(device))
+    return _choose(device, probe)
+
+
+@functools.cache
+def _cached_choice(device: str) -> FastPath:
+    return _choose(torch.device(device), _matmul_probe)
+
+
+def _choose(device: torch.device, probe: Callable[[torch.dtype], float]) -> FastPath:
+    if device.type == "cuda":
+        dtype = fast_dtype(device)
+        return FastPath("cuda", dtype, f"GPU: {_PRECISION_NAMES[dtype]} autocast runs on tensor cores")
+    if device.type != "cpu":
+        return FastPath(device.type, None, f"no reduced-precision fast path known for {device.type}; fp32")
+    ratio = probe(torch.bfloat16) / max(probe(torch.float32), 1e-12)
+    amx = "with" if "amx_bf16" in _cpu_flags() else "without"
+    measured = f"bf16 matmul runs x{ratio:.2f} the fp32 rate on this CPU ({amx} the amx_bf16 flag)"
+    if ratio >= BF16_MIN_SPEEDUP:
+        return FastPath("cpu", torch.bfloat16, f"{measured}; using bf16")
+    return FastPath("cpu", None, f"{measured}; bf16 needs x{BF16_MIN_SPEEDUP}, so fp32")
+
+
+def fast_path_description(device: torch.device | str) -> str:
+    """What ``Pipeline.predict(fast=True)`` runs on ``device``, e.g. ``"channels_last fp32"``.
+
+    Args:
+        device: where the model runs (the first call on a CPU times two small matmuls).
+    """
+    return choose_fast_path(device).description
+
+
 def _check_batch_size(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -97,8 +194,10 @@ def channels_last_weights(model: nn.Module) -> Iterator[nn.Module]:
         model.to(memory_format=torch.contiguous_format)
 
 
-def fast_predict(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int) -> np.ndarray:
-    """Label maps from the fast path: channels_last inputs under bf16 (or fp16) autocast.
+def fast_predict(
+    model: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int, path: FastPath | None = None
+) -> np.ndarray:
+    """Label maps from a fast path: channels_last inputs, under reduced-precision autocast unless ``path`` says fp32.
 
     The model runs in eval mode with channels_last weights; its mode and layout are restored after.
 
@@ -106,19 +205,23 @@ def fast_predict(model: nn.Module, images: np.ndarray | torch.Tensor, batch_size
         model: segmenter, images ``[B, 1, H, W]`` -> logits ``[B, C, H, W]``.
         images: ``[N, H, W]`` or ``[N, 1, H, W]``, intensities in [0, 1].
         batch_size: images per forward pass.
+        path: how to run; None means the reduced-precision candidate (bf16, or fp16 on GPUs without
+            bf16), which ``check_fast_path`` judges. ``choose_fast_path(device)`` gives what this
+            hardware runs fastest.
 
     Returns:
         uint8 ``[N, H, W]``, the argmax class per pixel.
     """
     _check_batch_size(batch_size)
     device = module_device(model)
+    dtype = fast_dtype(device) if path is None else path.dtype
     x = _as_images(images)
     out = []
     with (
         eval_mode(model),
         channels_last_weights(model),
         torch.inference_mode(),
-        autocast(device, enabled=True, dtype=fast_dtype(device)),
+        autocast(device, enabled=dtype is not None, dtype=dtype or torch.bfloat16),
     ):
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)

@@ -132,7 +132,8 @@ def add_rician_noise(images: np.ndarray, sigma: np.ndarray, rngs: list[np.random
         noise *= np.float32(sigma[i])
         noise[0] += images[i]
         np.square(noise, out=noise)
-        np.sqrt(noise[0] + noise[1], out=out[i])
+        np.add(noise[0], noise[1], out=noise[0])  # in place: no temporary per image
+        np.sqrt(noise[0], out=out[i])
     return out
 
 
@@ -166,10 +167,17 @@ def transfer_and_quantise(
     """
     scale = 1.0 / np.where(full_scale > 0, full_scale, 1.0)[:, None, None]
     levels = (2.0 ** np.asarray(bits, dtype=np.float64) - 1.0)[:, None, None]
+    # One float64 buffer, updated in place: the same operations in the same order as the formula,
+    # without a temporary per step (this runs on every pixel of every image).
+    y = np.multiply(magnitude, scale, dtype=np.float64)
+    np.minimum(y, 1.0, out=y)
     with np.errstate(divide="ignore"):  # log(0) = -inf gives exp(-inf) = 0, as 0 ** gamma
-        log_y = np.log(np.minimum(magnitude * scale, 1.0))
-    y = np.exp(np.asarray(gamma, dtype=np.float64)[:, None, None] * log_y)
-    return np.floor(y * levels + 0.5).astype(np.float32)
+        np.log(y, out=y)
+    y *= np.asarray(gamma, dtype=np.float64)[:, None, None]
+    np.exp(y, out=y)
+    y *= levels
+    y += 0.5
+    return np.floor(y, out=y).astype(np.float32)
 
 
 def acquire(
@@ -193,9 +201,8 @@ def acquire(
 
     rngs = [np.random.default_rng(s) for s in seeds]
     lateral = np.array([rng.uniform(-_COIL_JITTER_MM, _COIL_JITTER_MM, len(_COILS_MM)) for rng in rngs])
-    shaded = signal * coil_shading(
-        signal.shape[-1], pixel_mm, column("coil_distance_mm"), column("coil_correction"), lateral
-    )
+    shaded = coil_shading(signal.shape[-1], pixel_mm, column("coil_distance_mm"), column("coil_correction"), lateral)
+    shaded *= signal  # in place on the fresh shading array (a product is the same either way round)
     window = np.array([WINDOWS.index(p["window"]) for p in params])
     filtered = kspace_truncate(
         shaded, column("phase_encode_fraction"), column("readout_fraction"), window, column("window_strength")

@@ -7,14 +7,16 @@ These images are synthetic. The vendor styles are inspired by the vendors in Yan
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from unetgan_core.data.normalise import normalise_images
 from unetgan_core.data.phantom.acquisition import acquire
 from unetgan_core.data.phantom.anatomy import PHASES, Anatomy, Scene, sample_anatomy, slice_positions, slice_scene
-from unetgan_core.data.phantom.shapes import coverage
+from unetgan_core.data.phantom.shapes import Ellipse, coverage
 from unetgan_core.data.phantom.styles import VendorStyle, resolve_style
 from unetgan_core.data.phantom.tissues import TISSUE_ID, tissue_signals
 from unetgan_core.data.sliceset import MYOCARDIUM, RIGHT_VENTRICLE, SliceSet
@@ -23,6 +25,27 @@ from unetgan_core.hashing import derive_seed
 
 FOV_MM = 288.0  # the paper's 192 px at 1.5 mm
 BATCH = 32  # images per vectorised acquisition call (bounds memory, not results)
+MAX_THREADS = 8  # rendering threads at most; numpy and pocketfft release the GIL in the heavy loops
+
+
+def render_threads(n_tasks: int) -> int:
+    """Threads to render ``n_tasks`` chunks with: the usable cores, capped by ``OMP_NUM_THREADS`` when set.
+
+    Each image has its own seeds and each chunk is computed exactly as it would be alone, so the
+    thread count changes speed only, never the images.
+
+    Args:
+        n_tasks: number of independent chunks of work.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) >= 1:
+        # A user who limits OpenMP threads means "use this many cores"; honour it here too.
+        cores = min(cores, int(limit))
+    return max(1, min(cores, MAX_THREADS, n_tasks))
 
 
 def default_pixel_mm(size_px: int) -> float:
@@ -48,9 +71,8 @@ class Grid:
     def window(self, cx: float, cy: float, reach_mm: float) -> tuple[slice, slice]:
         """Rows and columns that can be touched by a shape of ``reach_mm`` around (cx, cy)."""
         pad = reach_mm + 2.0 * self.pixel_mm
-        c0, c1 = np.searchsorted(self.coords, [cx - pad, cx + pad])
-        r0, r1 = np.searchsorted(self.coords, [cy - pad, cy + pad])
-        return slice(int(r0), int(r1)), slice(int(c0), int(c1))
+        c0, c1, r0, r1 = np.searchsorted(self.coords, [cx - pad, cx + pad, cy - pad, cy + pad]).tolist()
+        return slice(r0, r1), slice(c0, c1)
 
 
 def rasterise(scene: Scene, signals: np.ndarray, grid: Grid, include_rv: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -68,16 +90,27 @@ def rasterise(scene: Scene, signals: np.ndarray, grid: Grid, include_rv: bool) -
     n = grid.size_px
     image = np.zeros((n, n), dtype=np.float32)
     clips: dict[int, np.ndarray] = {}  # full-image coverage of each clip shape, computed once
+
+    def full_coverage(shape) -> np.ndarray:
+        if id(shape) not in clips:
+            clips[id(shape)] = coverage(shape, grid.coords[None, :], grid.coords[:, None], grid.pixel_mm)
+        return clips[id(shape)]
+
+    # A clip shape that is also painted (the thoracic cavity) is evaluated once on the full image and
+    # sliced for its own layer. Only for ellipses: their distance uses correctly rounded arithmetic
+    # alone, so a pixel's value does not depend on the array it is computed in (Polar uses arctan2).
+    reusable = {id(layer.clip) for layer in scene.layers if isinstance(layer.clip, Ellipse)}
     for layer in scene.layers:
         shape = layer.shape
         rows, cols = grid.window(shape.cx, shape.cy, shape.reach_mm)
         if rows.start >= rows.stop or cols.start >= cols.stop:
             continue
-        alpha = coverage(shape, grid.coords[None, cols], grid.coords[rows, None], grid.pixel_mm)
+        if id(shape) in reusable:
+            alpha = full_coverage(shape)[rows, cols].copy()
+        else:
+            alpha = coverage(shape, grid.coords[None, cols], grid.coords[rows, None], grid.pixel_mm)
         if layer.clip is not None:
-            if id(layer.clip) not in clips:
-                clips[id(layer.clip)] = coverage(layer.clip, grid.coords[None, :], grid.coords[:, None], grid.pixel_mm)
-            alpha *= clips[id(layer.clip)][rows, cols]
+            alpha *= full_coverage(layer.clip)[rows, cols]
         patch = image[rows, cols]
         patch += alpha * (np.float32(signals[TISSUE_ID[layer.tissue]]) - patch)
     labels = np.zeros((n, n), dtype=np.uint8)
@@ -101,37 +134,68 @@ class ImageJob:
     image_seed: int
 
 
+def _render_chunk(
+    jobs: Sequence[ImageJob], style: VendorStyle, grid: Grid, include_rv: bool, normalise: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rasterise and acquire one chunk of at most ``BATCH`` images (see ``render_jobs``)."""
+    n = grid.size_px
+    signal = np.empty((len(jobs), n, n), dtype=np.float32)
+    labels = np.empty((len(jobs), n, n), dtype=np.uint8)
+    params, noise_seeds = [], []
+    for i, job in enumerate(jobs):
+        anat = job.anatomy
+        p = style.sample(np.random.default_rng(derive_seed(job.image_seed, "params")))
+        scene = slice_scene(
+            anat,
+            job.position,
+            job.phase,
+            slice_seed=derive_seed(anat.seed, "slice", job.slice_index),
+            label_seed=derive_seed(anat.seed, "label", job.slice_index, job.phase),
+        )
+        signals = tissue_signals(p["flip_angle_deg"], p["te_ms"], p["blood_inflow"])
+        signal[i], labels[i] = rasterise(scene, signals, grid, include_rv)
+        params.append(p)
+        noise_seeds.append(derive_seed(job.image_seed, "noise"))
+    raw = acquire(signal, labels == MYOCARDIUM, params, noise_seeds, grid.pixel_mm)
+    return (normalise_images(raw) if normalise else raw), labels
+
+
 def render_jobs(
-    jobs: Sequence[ImageJob], style: VendorStyle, grid: Grid, include_rv: bool
+    jobs: Sequence[ImageJob], style: VendorStyle, grid: Grid, include_rv: bool, *, normalise: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Render raw (stored-integer) images and labels for ``jobs`` in one style.
 
+    Chunks of ``BATCH`` images run on ``render_threads`` threads. The chunks are the same
+    whatever the thread count, and each image has its own seeds, so the result is too.
+
+    Args:
+        jobs: the images to make.
+        style: the vendor style.
+        grid: the pixel grid.
+        include_rv: label the RV cavity 3.
+        normalise: return ``normalise_images`` of the raw intensities (per image, done in the threads).
+
     Returns:
-        (float32 ``[N, H, W]`` raw intensities, uint8 ``[N, H, W]`` labels).
+        (float32 ``[N, H, W]`` raw intensities, or [0, 1] with ``normalise``; uint8 ``[N, H, W]`` labels).
     """
     n = grid.size_px
     raw = np.empty((len(jobs), n, n), dtype=np.float32)
     labels = np.empty((len(jobs), n, n), dtype=np.uint8)
-    for start in range(0, len(jobs), BATCH):
-        chunk = jobs[start : start + BATCH]
-        signal = np.empty((len(chunk), n, n), dtype=np.float32)
-        params, noise_seeds = [], []
-        for i, job in enumerate(chunk):
-            anat = job.anatomy
-            p = style.sample(np.random.default_rng(derive_seed(job.image_seed, "params")))
-            scene = slice_scene(
-                anat,
-                job.position,
-                job.phase,
-                slice_seed=derive_seed(anat.seed, "slice", job.slice_index),
-                label_seed=derive_seed(anat.seed, "label", job.slice_index, job.phase),
-            )
-            signals = tissue_signals(p["flip_angle_deg"], p["te_ms"], p["blood_inflow"])
-            signal[i], labels[start + i] = rasterise(scene, signals, grid, include_rv)
-            params.append(p)
-            noise_seeds.append(derive_seed(job.image_seed, "noise"))
-        myo = labels[start : start + len(chunk)] == MYOCARDIUM
-        raw[start : start + len(chunk)] = acquire(signal, myo, params, noise_seeds, grid.pixel_mm)
+    starts = range(0, len(jobs), BATCH)
+
+    def run(start: int) -> None:
+        raw[start : start + BATCH], labels[start : start + BATCH] = _render_chunk(
+            jobs[start : start + BATCH], style, grid, include_rv, normalise
+        )
+
+    threads = render_threads(len(starts))
+    if threads == 1:
+        for start in starts:
+            run(start)
+    else:
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="phantom") as pool:
+            for future in [pool.submit(run, start) for start in starts]:
+                future.result()  # re-raises a worker's exception here
     return raw, labels
 
 
@@ -175,11 +239,11 @@ def render_subjects(
         for k in range(slices)
         for phase in phases
     ]
-    raw, labels = render_jobs(jobs, style, Grid(size_px, pixel_mm), include_rv)
+    images, labels = render_jobs(jobs, style, Grid(size_px, pixel_mm), include_rv, normalise=True)
     per_subject = slices * len(phases)
     n = len(jobs)
     return SliceSet(
-        images=normalise_images(raw),
+        images=images,
         labels=labels,
         subjects=np.repeat(np.asarray(list(subjects), dtype=str), per_subject),
         vendor=style.name,

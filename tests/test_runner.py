@@ -1,0 +1,265 @@
+"""The runner on a tiny suite: rows, manifest, cache reuse, resume after ``kill -9``, the lock,
+and CPU determinism.
+
+Every test has its own run folder, artifact store and data cache (``UNETGAN_CACHE``), so none
+depends on what another test (or the developer's own runs) left behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import steps
+from bench.plan import build_plan
+from bench.registries import open_source
+from bench.runner import run_lock, run_suite
+from bench.store import ArtifactStore
+from bench.suite import parse_suite
+from unetgan_core.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+CELL_KINDS = ("segmentation", "fgsm", "throughput")
+
+# Phantom at 32 px, width-4 Unet, one epoch: a whole run takes a few seconds on one CPU thread.
+TINY = """
+[suite]
+name = "{name}"
+seeds = {seeds}
+
+[data]
+source = "phantom"
+size_px = 32
+subjects_per_vendor = 4
+slices_per_subject = 2
+
+[vendors]
+source = "philips"
+targets = {targets}
+
+[splits]
+source = {{ train = 2, val = 1, test = 1 }}
+target = {{ train = 2, val = 1, test = 1 }}
+
+[unet]
+model_kwargs = {{ width = 4 }}
+epochs = 1
+
+[scenarios]
+run = ["clean", "histmatch"]
+"""
+
+
+def tiny_text(name: str = "tiny", seeds: tuple[int, ...] = (0,), targets: tuple[str, ...] = ("siemens",)) -> str:
+    return TINY.format(name=name, seeds=json.dumps(list(seeds)), targets=json.dumps(list(targets)))
+
+
+def tiny_suite(path: Path, **kwargs):
+    """The tiny suite, written to ``path`` (the runner resolves data relative to the suite file)."""
+    path.write_text(tiny_text(**kwargs), encoding="utf-8")
+    return parse_suite(path.read_text(encoding="utf-8"), str(path))
+
+
+def planned_cells(suite) -> list[str]:
+    plan = build_plan(suite, open_source(suite, suite.path))
+    return [t.key for t in plan.tasks if t.kind in CELL_KINDS]
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    """Complete rows only: a run killed mid-write may leave a partial last line."""
+    text = (run_dir / "results.jsonl").read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.split("\n")[:-1]]
+
+
+def artifact_dirs(store: Path) -> set[str]:
+    return {str(p.relative_to(store)) for p in store.glob("*/*") if p.is_dir() and not p.name.startswith(".")}
+
+
+def dice_by_cell(run_dir: Path) -> dict[str, float]:
+    return {r["cell_id"]: r["metrics"]["dice_mean"] for r in read_rows(run_dir) if r["kind"] == "segmentation"}
+
+
+@pytest.fixture()
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A private data cache (``UNETGAN_CACHE``) and artifact store under this test's tmp_path."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("UNETGAN_CACHE", str(cache))
+    return {"cache": cache, "store": tmp_path / "store", "root": tmp_path}
+
+
+def run_tiny(suite, run_dir: Path, store: Path):
+    return run_suite(suite, run_dir, device="cpu", store=ArtifactStore(store), progress=False, report=False)
+
+
+def test_run_writes_rows_per_image_csvs_and_manifest(env) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    result = run_tiny(suite, run_dir, env["store"])
+
+    cells = planned_cells(suite)
+    assert len(cells) == 3  # clean on philips and siemens, histmatch on siemens
+    assert result.failed == []
+    assert (result.measured, result.skipped) == (3, 0)
+    rows = read_rows(run_dir)
+    assert sorted(r["cell_id"] for r in rows) == sorted(cells)
+    for row in rows:
+        for key in ("schema_version", "cell_id", "config", "seed", "vendor", "scenario", "metrics"):
+            assert key in row, key
+        assert row["schema_version"] == 1
+        assert row["seed"] == 0
+        assert 0.0 <= row["metrics"]["dice_mean"] <= 1.0
+        assert row["metrics"]["n_images"] == 4  # 1 test subject x 2 slices x 2 phases
+    assert {(r["scenario"], r["vendor"]) for r in rows} == {
+        ("clean", "philips"),
+        ("clean", "siemens"),
+        ("histmatch", "siemens"),
+    }
+    for row in rows:
+        assert row["kind"] == "segmentation"
+        path = run_dir / row["per_image"]
+        assert path == run_dir / "per_image" / f"{row['cell_id']}.csv"
+        with open(path, newline="") as f:
+            images = list(csv.DictReader(f))
+        assert len(images) == row["metrics"]["n_images"]
+        assert {"index", "subject", "dice_mean", "hd95_mm"} <= set(images[0])
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for key in ("commit", "dirty", "packages", "device", "threads", "stages"):
+        assert key in manifest, key
+    assert manifest["suite"] == "tiny"
+    assert manifest["device"] == "cpu"
+    assert manifest["threads"] >= 1
+    assert manifest["packages"]["torch"]
+    assert manifest["finished"] is not None
+    assert {"unet_training", "evaluation"} <= set(manifest["stages"])
+    assert all(seconds >= 0 for seconds in manifest["stages"].values())
+
+
+def test_second_run_into_same_folder_measures_and_trains_nothing(env, monkeypatch) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    run_tiny(suite, run_dir, env["store"])
+    results_before = (run_dir / "results.jsonl").read_bytes()
+    artifacts_before = artifact_dirs(env["store"])
+    assert any(a.startswith("unet/") for a in artifacts_before)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished run must not train or measure again")
+
+    monkeypatch.setattr(steps, "train_unet", forbidden)
+    monkeypatch.setattr(steps, "evaluate_segmentation", forbidden)
+    result = run_tiny(suite, run_dir, env["store"])
+
+    assert (result.measured, result.skipped, result.failed) == (0, 3, [])
+    assert (run_dir / "results.jsonl").read_bytes() == results_before
+    assert artifact_dirs(env["store"]) == artifacts_before
+
+
+def test_other_suite_with_same_unet_settings_reuses_trained_unet(env, monkeypatch) -> None:
+    first = tiny_suite(env["root"] / "tiny.toml")
+    run_tiny(first, env["root"] / "run1", env["store"])
+    artifacts = artifact_dirs(env["store"])
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the Unet is in the store; it must not be trained again")
+
+    monkeypatch.setattr(steps, "train_unet", forbidden)
+    other = tiny_suite(env["root"] / "other.toml", name="other")
+    result = run_tiny(other, env["root"] / "run2", env["store"])
+
+    assert result.failed == []  # a failed cell would hide the AssertionError in logs/errors.log
+    assert result.measured == 3
+    assert artifact_dirs(env["store"]) == artifacts
+    assert {r["suite"] for r in read_rows(env["root"] / "run2")} == {"other"}
+    # Same Unet, same test images: the same Dice per cell.
+    assert dice_by_cell(env["root"] / "run2") == dice_by_cell(env["root"] / "run1")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
+    suite_path = env["root"] / "tiny.toml"
+    # Two seeds: after the first seed's rows the second seed's Unet still has to train,
+    # which leaves time to kill the run in the middle.
+    suite = tiny_suite(suite_path, seeds=(0, 1), targets=("siemens", "ge"))
+    cells = planned_cells(suite)
+    run_dir = env["root"] / "run"
+    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
+    command += ["--cache", str(env["store"])]
+    child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"]), "OMP_NUM_THREADS": "1"}
+    results = run_dir / "results.jsonl"
+
+    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (results.exists() and b"\n" in results.read_bytes()):
+            assert process.poll() is None, "the run ended before writing a row"
+            assert time.monotonic() < deadline, "no row within 120 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    done_at_kill = len(read_rows(run_dir))
+    assert 0 < done_at_kill < len(cells), "the kill should land in the middle of the run"
+
+    # Started again: the lock is free (the kernel dropped it) and only the rest is measured.
+    result = run_tiny(suite, run_dir, env["store"])
+    assert result.failed == []
+    ids = [r["cell_id"] for r in read_rows(run_dir)]
+    assert len(ids) == len(set(ids)) == len(cells)
+    assert set(ids) == set(cells)
+    assert result.skipped >= done_at_kill - 1  # a partial last line, if any, is measured again
+
+
+def test_partial_last_line_is_dropped_and_its_cell_measured_again(env) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    run_tiny(suite, run_dir, env["store"])
+    lines = (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    # As a kill in the middle of a write would leave it: half a row, no newline.
+    (run_dir / "results.jsonl").write_text("".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2], encoding="utf-8")
+
+    result = run_tiny(suite, run_dir, env["store"])
+
+    assert (result.measured, result.skipped) == (1, 2)
+    rows = read_rows(run_dir)
+    assert [r["cell_id"] for r in rows] == [json.loads(line)["cell_id"] for line in lines]
+    assert rows[-1]["metrics"] == last["metrics"]
+    assert (run_dir / "results.jsonl").read_text(encoding="utf-8").endswith("\n")
+
+
+def test_second_run_into_locked_folder_is_refused(env) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    with run_lock(run_dir):
+        with pytest.raises(UserError, match="another run .* is writing to this folder") as info:
+            run_tiny(suite, run_dir, env["store"])
+    assert "\n" not in str(info.value)
+    assert str(os.getpid()) in str(info.value)  # names the holder
+    assert not (run_dir / "results.jsonl").exists()
+    # Released with the context: the run goes ahead.
+    assert run_tiny(suite, run_dir, env["store"]).measured == 3
+
+
+def test_cpu_runs_are_deterministic_across_folders_and_caches(env, monkeypatch) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_tiny(suite, env["root"] / "a", env["root"] / "store_a")
+    monkeypatch.setenv("UNETGAN_CACHE", str(env["root"] / "cache_b"))
+    run_tiny(suite, env["root"] / "b", env["root"] / "store_b")
+
+    assert artifact_dirs(env["root"] / "store_a") == artifact_dirs(env["root"] / "store_b")
+    dice_a, dice_b = dice_by_cell(env["root"] / "a"), dice_by_cell(env["root"] / "b")
+    assert len(dice_a) == 3
+    assert dice_a == dice_b  # exactly equal, not approximately
+    for cell in dice_a:
+        csv_a = (env["root"] / "a" / "per_image" / f"{cell}.csv").read_bytes()
+        assert csv_a == (env["root"] / "b" / "per_image" / f"{cell}.csv").read_bytes()
