@@ -47,6 +47,12 @@ SCENARIO_LABELS = {
     "histmatch": "Histogram matching",
     "cyclegan": "CycleGAN",
     "unetgan": "Unet-GAN",
+    "intensity_aug": "Intensity-aug. Unet",
+    "unetgan_nofeat": "Unet-GAN, no feature loss",
+    "unetgan_nossim": "Unet-GAN, no SSIM loss",
+    "unetgan_cyclepair": "Unet-GAN, cycle pairs",
+    "unetgan_cycle_l1": "Unet-GAN + L1 cycle",
+    "unetgan_cycle_l2": "Unet-GAN + L2 cycle",
 }
 METRIC_LABELS = {
     "dice_mean": "Dice (mean of blood pool and myocardium)",

@@ -33,7 +33,7 @@ def render_gallery(
 
     Args:
         path: output PNG file.
-        styles: style names (default: every registered style).
+        styles: style names or ``VendorStyle`` objects (default: every registered style).
         n_anatomies: how many different hearts.
         size_px: image side in pixels (field of view stays 288 mm).
         seed: base seed of the anatomies and acquisitions.
@@ -67,7 +67,7 @@ def render_gallery(
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if a == 0 and view == 0:
-                    ax.set_title(name)
+                    ax.set_title(getattr(name, "name", name))
                 if col == 0:
                     ax.set_ylabel(f"heart {a}, slice {k}, {phase}", fontsize=7)
     fig.suptitle(
