@@ -315,8 +315,18 @@ def segmentation_stats(run: Run, metric: str = "dice_mean") -> pd.DataFrame:
     return pd.DataFrame(cells, columns=columns)
 
 
-def _paper(vendor: str, scenario: str, metric: str, style: str) -> str:
-    value = PAPER_TABLE1.get((vendor.lower(), scenario)) if metric == "dice_mean" else None
+# The paper's roles: a Philips-trained Unet, tested on Philips and on Siemens and GE.
+PAPER_ROLES = {"philips": "source", "siemens": "target", "ge": "target"}
+
+
+def _paper(vendor: str, role: str, scenario: str, metric: str, style: str) -> str:
+    """The paper's value for a cell, only where the cell measures what the paper measured.
+
+    A GE-trained Unet tested on GE (e.g. the Sunnybrook suite) is not the paper's GE column,
+    whose Unet was trained on Philips, so the vendor must play the paper's role too.
+    """
+    comparable = metric == "dice_mean" and PAPER_ROLES.get(vendor.lower()) == role
+    value = PAPER_TABLE1.get((vendor.lower(), scenario)) if comparable else None
     return fmt.format_mean_std(*value, style=style) if value else ""
 
 
@@ -366,7 +376,7 @@ def stats_csv_frame(stats: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         format_cell(row, "text", digits)["value"] + format_cell(row, "text", digits)["marker"]
         for _, row in stats.iterrows()
     ]
-    frame["paper"] = [_paper(r["vendor"], r["scenario"], r["metric"], "text") for _, r in stats.iterrows()]
+    frame["paper"] = [_paper(r["vendor"], r["role"], r["scenario"], r["metric"], "text") for _, r in stats.iterrows()]
     return frame
 
 
@@ -396,7 +406,7 @@ def wide_table(run: Run, stats: pd.DataFrame, style: str = "html", digits: int =
                 continue
             row = match.iloc[0]
             parts = format_cell(row, style, digits)
-            parts["paper"] = _paper(vendor, scenario, str(row["metric"]), style)
+            parts["paper"] = _paper(vendor, role, scenario, str(row["metric"]), style)
             cells.append(parts)
         label = f"{vendor} (test)" if role == "source" else vendor
         rows.append({"vendor": label, "name": vendor, "cells": cells})

@@ -168,3 +168,13 @@ def test_stages_in_pipeline_order_with_shares(run):
     stages = tables.stage_table(run.manifest)
     assert stages["stage"].tolist()[:3] == ["data", "unet_training", "translator_training"]
     assert stages["share"].sum() == pytest.approx(1.0)
+
+
+def test_paper_values_only_where_the_cell_measures_what_the_paper_measured():
+    from reports.tables import _paper
+
+    assert _paper("ge", "target", "clean", "dice_mean", "text") == "0.727 +/- 0.042"
+    # A GE-trained Unet tested on GE (Sunnybrook) is not the paper's Philips-trained GE column.
+    assert _paper("ge", "source", "clean", "dice_mean", "text") == ""
+    assert _paper("philips", "source", "unetgan", "dice_mean", "text") == ""
+    assert _paper("siemens", "target", "clean", "dice_myo", "text") == ""
