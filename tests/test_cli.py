@@ -7,37 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_suites import tiny_text
 
 from bench.cli import EXIT_BAD_INPUT, EXIT_OK, main
 
 REPO = Path(__file__).resolve().parents[1]
 # Phantom at 32 px, width-4 Unet, one epoch, one seed: a run with its report takes seconds.
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0]
-
-[data]
-source = "phantom"
-size_px = 32
-subjects_per_vendor = 4
-slices_per_subject = 2
-
-[vendors]
-source = "philips"
-targets = ["siemens"]
-
-[splits]
-source = { train = 2, val = 1, test = 1 }
-target = { train = 2, val = 1, test = 1 }
-
-[unet]
-model_kwargs = { width = 4 }
-epochs = 1
-
-[scenarios]
-run = ["clean", "histmatch"]
-"""
+TINY = tiny_text()
 
 
 def assert_one_error_line(stderr: str) -> str:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tiny_suites import tiny_text
 
 from bench import steps
 from bench.plan import build_plan
@@ -28,38 +29,6 @@ from unetgan_core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 CELL_KINDS = ("segmentation", "fgsm", "throughput")
-
-# Phantom at 32 px, width-4 Unet, one epoch: a whole run takes a few seconds on one CPU thread.
-TINY = """
-[suite]
-name = "{name}"
-seeds = {seeds}
-
-[data]
-source = "phantom"
-size_px = 32
-subjects_per_vendor = 4
-slices_per_subject = 2
-
-[vendors]
-source = "philips"
-targets = {targets}
-
-[splits]
-source = {{ train = 2, val = 1, test = 1 }}
-target = {{ train = 2, val = 1, test = 1 }}
-
-[unet]
-model_kwargs = {{ width = 4 }}
-epochs = 1
-
-[scenarios]
-run = ["clean", "histmatch"]
-"""
-
-
-def tiny_text(name: str = "tiny", seeds: tuple[int, ...] = (0,), targets: tuple[str, ...] = ("siemens",)) -> str:
-    return TINY.format(name=name, seeds=json.dumps(list(seeds)), targets=json.dumps(list(targets)))
 
 
 def tiny_suite(path: Path, **kwargs):

@@ -9,6 +9,7 @@ import pytest
 import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tiny_suites import TRANSLATOR, tiny_text
 
 from bench.plan import build_plan
 from bench.registries import open_source
@@ -17,38 +18,9 @@ from unetgan_core.errors import UserError
 
 BUILTIN = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
 
-TINY = """
-[suite]
-name = "tiny"
-seeds = [0, 1]
-
-[data]
-source = "phantom"
-size_px = 32
-subjects_per_vendor = 4
-slices_per_subject = 2
-
-[vendors]
-source = "philips"
-targets = ["siemens", "ge"]
-
-[splits]
-source = { train = 2, val = 1, test = 1 }
-target = { train = 2, val = 1, test = 1 }
-
-[unet]
-model_kwargs = { width = 4 }
-epochs = 1
-
-[translator]
-steps = 2
-check_every = 1
-generator = { width = 4, n_blocks = 1 }
-discriminator = { width = 4 }
-
-[scenarios]
-run = ["clean", "noisy", "histmatch", "unetgan"]
-"""
+TINY = tiny_text(
+    seeds=(0, 1), targets=("siemens", "ge"), scenarios=("clean", "noisy", "histmatch", "unetgan"), extra=TRANSLATOR
+)
 
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
