@@ -101,6 +101,8 @@ def write(run_dir: Path, suite, runner, started: float, finished: float | None) 
         "data_source": suite.data["source"],
         "synthetic": bool(getattr(runner.source, "synthetic", False)),
         "oracle": suite.scenarios.selection == "oracle",
+        # Real-data sources with skip_bad = true leave out unreadable subjects: say which and why.
+        "skipped_subjects": [list(item) for item in getattr(runner.source, "skipped", [])],
         "artifact_store": str(runner.store.root),
         "hostname": platform.node(),
     }

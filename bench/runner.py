@@ -244,7 +244,9 @@ class Runner:
             self.results.append(rows)
         if not todo:
             tqdm.write(f"all {len(cells)} cells already measured in {self.run_dir}")
-        return RunResult(self.run_dir, None, len(todo), len(cells) - len(todo), failed)
+        for subject, reason in getattr(self.source, "skipped", []):
+            tqdm.write(f"skipped subject {subject}: {reason}")
+        return RunResult(self.run_dir, None, len(todo) - len(failed), len(cells) - len(todo), failed)
 
 
 def run_suite(

@@ -87,6 +87,11 @@ def _header(run: Run) -> list[tuple[str, str]]:
             if (citation := ((m.get("suite_config") or {}).get("suite") or {}).get("citation"))
             else []
         ),
+        *(
+            [("skipped subjects", "; ".join(f"{subject}: {reason}" for subject, reason in skipped))]
+            if (skipped := m.get("skipped_subjects"))
+            else []
+        ),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
