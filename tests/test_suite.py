@@ -168,3 +168,13 @@ def test_source_unet_is_shared_by_suites_with_other_targets() -> None:
     unets_a = {t.key for t in build_plan(a, open_source(a, "a")).tasks if t.kind == "unet"}
     unets_b = {t.key for t in build_plan(b, open_source(b, "b")).tasks if t.kind == "unet"}
     assert unets_a == unets_b
+
+
+@pytest.mark.parametrize("name", ["unseen_vendor", "ablation"])
+def test_suites_meant_to_reuse_quick_unets_do(name: str) -> None:
+    """Their headers promise quick's trained Unets come from the cache: keep the settings in step."""
+    quick = load_suite("quick")
+    other = load_suite(name)
+    unets = {t.key for t in build_plan(quick, open_source(quick, "q")).tasks if t.kind == "unet"}
+    needed = {t.key for t in build_plan(other, open_source(other, "o")).tasks if t.kind == "unet"}
+    assert needed <= unets
