@@ -98,37 +98,31 @@ def translate(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 
 
 
 # -- measuring ---------------------------------------------------------------------------
-def _predict(pipeline, images: np.ndarray, labels: np.ndarray, use_fast: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    """Predict with the fast path where it keeps Dice within 0.005 of fp32.
+def _predict(
+    pipeline, images: np.ndarray, labels: np.ndarray, myo_labelled: np.ndarray, use_fast: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Predict with the fast path where it keeps Dice within 0.005 of fp32 (``check_fast_path``).
 
     The fast path is channels_last, plus bf16 only where the hardware runs it faster than fp32
-    (``unetgan_core.throughput.fastpath.choose_fast_path``).
-
-    The check runs on the first ``FAST_PATH_CHECK_IMAGES`` images of this cell's own test set;
-    if the mean Dice differs by more than 0.005 the whole cell is predicted in fp32.
+    (``choose_fast_path``). The check runs on the first ``FAST_PATH_CHECK_IMAGES`` images of this
+    cell's own test set; if the mean Dice differs by more than 0.005 the cell is predicted in fp32.
     """
-    from unetgan_core.metrics import dice_scores
-    from unetgan_core.throughput.fastpath import fast_path_description
+    from unetgan_core.throughput.fastpath import check_fast_path, fast_path_description
 
     if not use_fast:
         return pipeline.predict(images), {"used": False, "reason": "disabled in the suite"}
     n = min(FAST_PATH_CHECK_IMAGES, len(images))
-    ref = pipeline.predict(images[:n])
-    fast = pipeline.predict(images[:n], fast=True)
-    d_ref = float(np.mean(dice_scores(ref, labels[:n])["dice_mean"]))
-    d_fast = float(np.mean(dice_scores(fast, labels[:n])["dice_mean"]))
-    delta = abs(d_fast - d_ref)
+    decision = check_fast_path(pipeline, images[:n], labels[:n], myo_labelled=myo_labelled[:n])
     info = {
         "mode": fast_path_description(pipeline.device),
         "checked_images": n,
-        "dice_fp32": d_ref,
-        "dice_fast": d_fast,
-        "delta": delta,
+        "dice_fp32": decision.dice_fp32,
+        "dice_fast": decision.dice_fast,
+        "delta": decision.delta,
+        "used": decision.use_fast,
+        "note": decision.note,
     }
-    if delta > 0.005:
-        return pipeline.predict(images), {**info, "used": False, "reason": "Dice moved by more than 0.005; fp32"}
-    rest = pipeline.predict(images[n:], fast=True) if len(images) > n else np.zeros((0, *images.shape[1:]), np.uint8)
-    return np.concatenate([fast, rest]), {**info, "used": True}
+    return pipeline.predict(images, fast=decision.use_fast), info
 
 
 def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -136,7 +130,7 @@ def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tupl
     from unetgan_core.metrics import dice_scores, hd95_scores
 
     test = test.take(test.labelled)
-    pred, fast = _predict(pipeline, test.images, test.labels, cfg.get("fast_path", False))
+    pred, fast = _predict(pipeline, test.images, test.labels, test.myo_labelled, cfg.get("fast_path", False))
     scores = dice_scores(pred, test.labels, myo_labelled=test.myo_labelled)
     table = pd.DataFrame(
         {

@@ -132,3 +132,14 @@ def test_fast_path_on_cuda():
     images, labels = _data()
     decision = check_fast_path(Thresholds().cuda(), images, labels, tolerance=0.05)
     assert decision.use_fast and decision.dice_fp32 == 1.0
+
+
+def test_check_judges_a_pipelines_own_fast_path():
+    """The suites pass a Pipeline: its predict(fast=True) is what is judged, and the note names the mode."""
+    from unetgan_core.pipelines import UnetPipeline
+    from unetgan_core.throughput.fastpath import fast_path_description
+
+    images, labels = _data()
+    decision = check_fast_path(UnetPipeline(Thresholds()), images, labels, tolerance=0.05)
+    assert decision.use_fast and decision.dice_fp32 == 1.0
+    assert fast_path_description("cpu") in decision.note

@@ -261,7 +261,7 @@ def speed_ratio(
 
 
 def check_fast_path(
-    model: nn.Module,
+    model,
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray,
     tolerance: float = 0.005,
@@ -277,13 +277,14 @@ def check_fast_path(
     ``measure_speed`` it is also rejected when it is not faster than fp32 on this machine.
 
     Args:
-        model: the segmenter.
+        model: the segmenter (its fast path is the reduced-precision candidate, ``fast_predict``),
+            or a ``Pipeline``, whose own ``predict(..., fast=True)`` is judged (what the suites run).
         images: test images ``[N, H, W]`` in [0, 1].
         labels: their ground truth ``[N, H, W]`` (0 background, 1 blood pool, 2 myocardium).
         tolerance: largest accepted difference in mean Dice (a fraction, 0.005 = half a Dice point).
         batch_size: images per forward pass.
         myo_labelled: bool ``[N]``; False where the myocardium is not annotated (None: all annotated).
-        measure_speed: also time both paths (``speed_ratio``) and require a speed-up.
+        measure_speed: also time both paths and require a speed-up.
 
     Returns:
         A ``FastPathDecision``.
@@ -296,22 +297,41 @@ def check_fast_path(
         raise DataError(f"labels {list(labels.shape)} do not match images {list(x.shape)}")
     if len(x) == 0:
         raise DataError("check_fast_path needs at least one test image")
-    dice_fp32 = float(mean_dice(fp32_predict(model, x, batch_size), labels, myo_labelled))
-    dice_fast = float(mean_dice(fast_predict(model, x, batch_size), labels, myo_labelled))
+    if hasattr(model, "predict"):  # a Pipeline runs its own fp32 and fast paths
+        array = x[:, 0].cpu().numpy()
+        device = model.device
+
+        def run_fp32() -> np.ndarray:
+            return model.predict(array, batch_size, fast=False)
+
+        def run_fast() -> np.ndarray:
+            return model.predict(array, batch_size, fast=True)
+
+        mode = fast_path_description(device)
+    else:
+        device = module_device(model)
+
+        def run_fp32() -> np.ndarray:
+            return fp32_predict(model, x, batch_size)
+
+        def run_fast() -> np.ndarray:
+            return fast_predict(model, x, batch_size)
+
+        mode = f"{str(fast_dtype(device)).removeprefix('torch.')}, channels_last"
+    dice_fp32 = float(mean_dice(run_fp32(), labels, myo_labelled))
+    dice_fast = float(mean_dice(run_fast(), labels, myo_labelled))
     delta = dice_fast - dice_fp32
-    dtype = str(fast_dtype(module_device(model))).removeprefix("torch.")
     if abs(delta) > tolerance:
-        note = (
-            f"fast path ({dtype}, channels_last) changes mean Dice by {delta:+.4f} (tolerance {tolerance}); "
-            "falling back to fp32"
-        )
+        note = f"fast path ({mode}) changes mean Dice by {delta:+.4f} (tolerance {tolerance}); falling back to fp32"
         return FastPathDecision(False, dice_fp32, dice_fast, delta, note)
     if not measure_speed:
-        note = f"fast path ({dtype}, channels_last) agrees with fp32 within {tolerance} (delta {delta:+.4f})"
+        note = f"fast path ({mode}) agrees with fp32 within {tolerance} (delta {delta:+.4f})"
         return FastPathDecision(True, dice_fp32, dice_fast, delta, note)
-    speedup = speed_ratio(model, x, batch_size)["speedup"]
+    sync = device_sync(device)
+    fp32_s = measure(run_fp32, warmup=1, repeats=3, sync=sync).median_s
+    speedup = fp32_s / measure(run_fast, warmup=1, repeats=3, sync=sync).median_s
     if speedup <= 1.0:
         note = f"fast path agrees (delta {delta:+.4f}) but is not faster here (x{speedup:.2f}); falling back to fp32"
         return FastPathDecision(False, dice_fp32, dice_fast, delta, note, speedup)
-    note = f"fast path ({dtype}, channels_last) agrees (delta {delta:+.4f}) and is x{speedup:.2f} faster"
+    note = f"fast path ({mode}) agrees (delta {delta:+.4f}) and is x{speedup:.2f} faster"
     return FastPathDecision(True, dice_fp32, dice_fast, delta, note, speedup)
