@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--cache", type=Path, help="artifact cache folder (default $UNETGAN_CACHE or ~/.cache/unetgan-bench)"
     )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        help="models trained at once in worker processes (default: CPU cores / [suite] train_threads; 1 on a GPU)",
+    )
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -53,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("new_dir", type=Path)
     cmp_.add_argument("--dice-drop", type=float, help="largest allowed Dice drop (default: the suite's [compare])")
     cmp_.add_argument("--throughput-ratio", type=float, help="smallest allowed new/base images/s ratio")
+    cmp_.add_argument(
+        "--dice-drop-other-hardware",
+        type=float,
+        help="Dice threshold when the runs used different numerics (CPU model, torch kernels or build)",
+    )
     cmp_.add_argument("--gate-throughput", action="store_true", help="also fail on throughput regressions")
     cmp_.add_argument("--html", type=Path, help="where to write the comparison HTML (default NEW_DIR/comparison.html)")
     return p
@@ -67,8 +77,10 @@ def _load(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from bench.parallel import default_jobs
     from bench.runner import run_suite
     from bench.store import ArtifactStore
+    from unetgan_core.device import resolve_device
 
     suite = _load(args)
     if args.seeds:
@@ -78,10 +90,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     device = args.device or suite.suite.device
     if args.device:
         suite = dataclasses.replace(suite, suite=dataclasses.replace(suite.suite, device=args.device))
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError(f"--jobs: expected a positive integer, got {args.jobs}")
+    jobs = args.jobs or default_jobs(str(resolve_device(device)), suite.suite.train_threads)
     out = args.out or Path("runs") / suite.name
     start = time.perf_counter()
     result = run_suite(
-        suite, out, device=device, store=ArtifactStore(args.cache), progress=not args.quiet, report=not args.no_report
+        suite,
+        out,
+        device=device,
+        store=ArtifactStore(args.cache),
+        progress=not args.quiet,
+        report=not args.no_report,
+        jobs=jobs,
     )
     minutes = (time.perf_counter() - start) / 60
     print(
@@ -137,7 +158,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # A threshold left off the command line comes from the base run's suite [compare] section,
     # else compare_runs' default; passing None through would reject every run without the flags.
     recorded = ((manifest_mod.read(args.base_dir) or {}).get("suite_config") or {}).get("compare") or {}
-    given = {"dice_drop": args.dice_drop, "throughput_ratio": args.throughput_ratio}
+    given = {
+        "dice_drop": args.dice_drop,
+        "throughput_ratio": args.throughput_ratio,
+        "dice_drop_other_hardware": args.dice_drop_other_hardware,
+    }
     thresholds = {k: v if v is not None else recorded.get(k) for k, v in given.items()}
     comparison = compare_runs(
         args.base_dir,

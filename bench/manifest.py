@@ -68,6 +68,21 @@ def device_name(device: str) -> str:
     return platform.processor() or "cpu"
 
 
+def numerics(device: str) -> dict[str, str]:
+    """What decides the float results besides the code: device model, the CPU kernels torch picks, torch build.
+
+    Two runs of the same suite and seed agree bit for bit only when these agree too; ``compare``
+    loosens its Dice gate when they differ.
+    """
+    import torch
+
+    return {
+        "device_name": device_name(device),
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "torch": torch.__version__,
+    }
+
+
 def read(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / "manifest.json"
     if not path.exists():
@@ -96,7 +111,9 @@ def write(run_dir: Path, suite, runner, started: float, finished: float | None) 
         "python": platform.python_version(),
         "device": runner.device,
         "device_name": device_name(runner.device),
+        "numerics": numerics(runner.device),
         "threads": torch.get_num_threads(),
+        "jobs": runner.jobs,
         "stages": {k: round(v, 3) for k, v in runner.stages.items()},
         "data_source": suite.data["source"],
         "synthetic": bool(getattr(runner.source, "synthetic", False)),

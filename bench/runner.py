@@ -22,7 +22,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bench import manifest as manifest_mod
-from bench import steps
+from bench import parallel, steps
 from bench.plan import Plan, Task, build_plan
 from bench.registries import open_source
 from bench.results import ResultsFile
@@ -75,8 +75,11 @@ class RunResult:
 class Runner:
     """Executes a plan; holds the data and models loaded so far (per process)."""
 
-    def __init__(self, suite: Suite, run_dir: Path, device: str, store: ArtifactStore, progress: bool) -> None:
+    def __init__(
+        self, suite: Suite, run_dir: Path, device: str, store: ArtifactStore, progress: bool, jobs: int = 1
+    ) -> None:
         self.suite = suite
+        self.jobs = jobs
         self.run_dir = run_dir
         self.device = device
         self.store = store
@@ -87,6 +90,7 @@ class Runner:
         self.stages: dict[str, float] = {}
         self._data: dict[str, Any] = {}
         self._models: dict[str, Any] = {}
+        self._failed: dict[str, parallel.TrainingFailure] = {}
 
     # -- inputs -------------------------------------------------------------------------
     def data(self, key: str):
@@ -102,6 +106,11 @@ class Runner:
 
     def artifact(self, task: Task) -> Path:
         """The artifact folder of a training task, training it first if needed."""
+        failure = self._failed.get(task.key)
+        if failure is not None:  # it already failed in a worker process: do not train it twice
+            if failure.user_error:
+                raise UserError(failure.message.split(": ", 1)[-1])
+            raise parallel.TrainingFailed(failure)
         return self.store.build(task.kind, task.key, lambda tmp: self._train(task, tmp))
 
     def _train(self, task: Task, out: Path) -> None:
@@ -120,6 +129,10 @@ class Runner:
                     self.device,
                     self.progress,
                 )
+
+    def train_for(self, cells: list[Task]) -> None:
+        """Train the models ``cells`` need, ``jobs`` at a time (``bench.parallel``); failures are kept for the cells."""
+        self._failed = parallel.train_missing(self, cells, self.jobs)
 
     def unet(self, key: str):
         if key not in self._models:
@@ -224,6 +237,7 @@ class Runner:
         done = self.results.completed_cells()
         cells = [t for t in self.plan.tasks if t.kind in ("segmentation", "fgsm", "throughput")]
         todo = [t for t in cells if t.key not in done]
+        self.train_for(todo)
         failed: list[str] = []
         bar = tqdm(todo, desc=f"{self.suite.name}: cells", unit="cell", disable=not self.progress)
         for task in bar:
@@ -238,7 +252,7 @@ class Runner:
                 log.parent.mkdir(exist_ok=True)
                 with open(log, "a", encoding="utf-8") as f:
                     f.write(f"--- {task.kind} {task.key} {json.dumps(task.config, sort_keys=True)}\n")
-                    f.write(traceback.format_exc())
+                    f.write(getattr(exc, "details", None) or traceback.format_exc())
                 tqdm.write(f"error: {failed[-1]} (traceback in {log})")
                 continue
             self.results.append(rows)
@@ -256,15 +270,20 @@ def run_suite(
     store: ArtifactStore | None = None,
     progress: bool = True,
     report: bool = True,
+    jobs: int = 1,
 ) -> RunResult:
-    """Run ``suite`` into ``run_dir`` (resuming what is there) and render its report."""
+    """Run ``suite`` into ``run_dir`` (resuming what is there) and render its report.
+
+    ``jobs`` trainings run at once in worker processes (``bench.parallel``); 1 trains each model
+    in this process when a cell first needs it. The results are the same either way.
+    """
     from unetgan_core.device import resolve_device
 
     resolved = str(resolve_device(device))
     run_dir = Path(run_dir)
     with run_lock(run_dir):
         started = time.time()
-        runner = Runner(suite, run_dir, resolved, store or ArtifactStore(), progress)
+        runner = Runner(suite, run_dir, resolved, store or ArtifactStore(), progress, jobs)
         previous = manifest_mod.read(run_dir)
         if previous and previous.get("suite_config") != suite.resolved():
             raise UserError(f"{run_dir}: holds a run of a different suite configuration; use another --out folder")

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from unetgan_core.data.sliceset import SliceSet
+from unetgan_core.device import cpu_threads
 
 FAST_PATH_CHECK_IMAGES = 64  # images on which the fast path's Dice is compared with fp32
 
@@ -27,9 +28,10 @@ def train_unet(cfg: dict[str, Any], train: SliceSet, val: SliceSet, out: Path, d
     from unetgan_core.training import SegTrainConfig, train_segmenter
 
     train_cfg = SegTrainConfig.from_dict(cfg["config"])
-    model, history = train_segmenter(
-        train, val, train_cfg, seed=cfg["seed"], device=device, log_path=out / "train_log.jsonl", progress=progress
-    )
+    with cpu_threads(cfg["threads"]):
+        model, history = train_segmenter(
+            train, val, train_cfg, seed=cfg["seed"], device=device, log_path=out / "train_log.jsonl", progress=progress
+        )
     save_checkpoint(
         out / "model.pt",
         model,
@@ -47,18 +49,19 @@ def train_translator(
     from unetgan_core.training import train_translator as fit
 
     t_cfg = TranslatorConfig.from_dict(cfg["config"])
-    generator, history = fit(
-        data["source_train"],
-        data["target_train"],
-        unet,
-        t_cfg,
-        seed=cfg["seed"],
-        device=device,
-        val_source=data["source_val"],
-        val_target=data["target_val"],
-        log_path=out / "train_log.jsonl",
-        progress=progress,
-    )
+    with cpu_threads(cfg["threads"]):
+        generator, history = fit(
+            data["source_train"],
+            data["target_train"],
+            unet,
+            t_cfg,
+            seed=cfg["seed"],
+            device=device,
+            val_source=data["source_val"],
+            val_target=data["target_val"],
+            log_path=out / "train_log.jsonl",
+            progress=progress,
+        )
     save_checkpoint(
         out / "model.pt",
         generator,

@@ -55,6 +55,11 @@ class SuiteSection:
         doc="evaluate on the fast path (channels_last, plus bf16 where the hardware runs it faster) where its Dice stays within 0.005 of fp32",
     )
     citation: str = field("", doc="reference the data set asks reports to cite (printed in summary.json)")
+    train_threads: int = field(
+        1,
+        doc="CPU threads of each training task; part of a trained model's key, because torch's CPU sums depend on the thread count (the same weights on any machine and for any --jobs)",
+        ge=1,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +133,11 @@ class FgsmSection:
 class CompareSection:
     dice_drop: float = field(0.005, doc="largest allowed Dice drop per vendor and scenario", ge=0.0)
     throughput_ratio: float = field(0.8, doc="smallest allowed new/base images-per-second ratio", gt=0.0)
+    dice_drop_other_hardware: float = field(
+        0.05,
+        doc="largest allowed Dice drop when the two runs used different numerics (device model, torch's CPU kernels or torch build): training then takes other float paths and deterministic runs still move",
+        ge=0.0,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -48,6 +48,7 @@ SCENARIO_LABELS = {
     "cyclegan": "CycleGAN",
     "unetgan": "Unet-GAN",
     "intensity_aug": "Intensity-aug. Unet",
+    "appearance_aug": "Appearance-aug. Unet",
     "unetgan_nofeat": "Unet-GAN, no feature loss",
     "unetgan_nossim": "Unet-GAN, no SSIM loss",
     "unetgan_cyclepair": "Unet-GAN, cycle pairs",
@@ -185,6 +186,21 @@ def _spread(means: list[float]) -> float:
     return summary.std if summary.n > 1 else float("nan")
 
 
+def _seed_means(table: pd.DataFrame, folds: bool) -> dict[Any, float]:
+    """Each seed's mean of an images-by-replicates table (:func:`_image_by_replicate`).
+
+    Without folds a seed's mean is over the images it scored. With folds it pools every image
+    the seed scored in any fold, each first averaged over that seed's folds.
+    """
+    if not folds:
+        return {s: stats.mean_std(table[s].to_numpy(float)).mean for s in table.columns}
+    means = {}
+    for seed in dict.fromkeys(c[0] for c in table.columns):
+        per_image = table[[c for c in table.columns if c[0] == seed]].mean(axis=1, skipna=True)
+        means[seed] = stats.mean_std(per_image.to_numpy(float)).mean
+    return means
+
+
 def _seed_and_fold_spread(table: pd.DataFrame, folds: bool) -> tuple[float, float, int]:
     """(std over seeds of the seed means, std over folds of the fold means, number of folds).
 
@@ -195,12 +211,8 @@ def _seed_and_fold_spread(table: pd.DataFrame, folds: bool) -> tuple[float, floa
         seeds = {s: table[s].to_numpy(float) for s in table.columns}
         std = stats.seed_level(seeds).std if len(seeds) > 1 else float("nan")
         return std, float("nan"), 0
-    seed_of = [c[0] for c in table.columns]
     fold_of = [c[1] for c in table.columns]
-    seed_means = []
-    for seed in dict.fromkeys(seed_of):
-        per_image = table[[c for c in table.columns if c[0] == seed]].mean(axis=1, skipna=True)
-        seed_means.append(stats.mean_std(per_image.to_numpy(float)).mean)
+    seed_means = list(_seed_means(table, folds).values())
     fold_means = []
     for fold in dict.fromkeys(fold_of):
         part = table[[c for c in table.columns if c[1] == fold]].dropna(how="all")
@@ -411,6 +423,230 @@ def wide_table(run: Run, stats: pd.DataFrame, style: str = "html", digits: int =
         label = f"{vendor} (test)" if role == "source" else vendor
         rows.append({"vendor": label, "name": vendor, "cells": cells})
     return {"columns": [scenario_label(s) for s in scenarios], "rows": rows}
+
+
+# ------------------------------------------------------------------------ recovery of the drop
+
+# Below this source-minus-target drop in Dice there is nothing real to recover: dividing by it
+# would turn noise into a huge "recovery".
+MIN_DROP = 0.01
+NO_DROP = "no drop to recover"
+# A method "recovers half" when its recovery is at least 0.5 up to floating-point rounding,
+# so a hand-made 0.9 / 0.5 / 0.7 (exactly half) is not 0.4999999999999999 and left out.
+_RECOVERY_TOLERANCE = 1e-9
+RECOVERY_COLUMNS = (
+    "vendor",
+    "scenario",
+    "dice_source",
+    "dice_clean",
+    "dice",
+    "drop",
+    "recovery",
+    "recovery_seed_mean",
+    "recovery_seed_std",
+    "n_seeds",
+    "selection",
+    "note",
+)
+_SPREAD_SIGN = {"text": "+/-", "html": "\u00b1", "latex": r"$\pm$"}
+
+
+def _cell_seed_means(run: Run, vendor: str, scenario: str, metric: str) -> dict[Any, float]:
+    """Each seed's mean of ``metric`` on one cell, pooled over images as Table 1 pools them.
+
+    From the per-image values where the cell has them (see :func:`_seed_means`), else the mean
+    of the seed's row-level metrics (over its folds, if any).
+    """
+    per_image = run.per_image[(run.per_image["vendor"] == vendor) & (run.per_image["scenario"] == scenario)]
+    if per_image.empty:
+        rows = run.segmentation[(run.segmentation["vendor"] == vendor) & (run.segmentation["scenario"] == scenario)]
+        values = pd.to_numeric(rows[metric], errors="coerce").groupby(rows["seed"]).mean()
+        return {seed: float(v) for seed, v in values.items()}
+    table, _ = _image_by_replicate(per_image, metric)
+    return _seed_means(table, has_folds(run))
+
+
+def _seed_recoveries(
+    source: dict[Any, float], clean: dict[Any, float], method: dict[Any, float]
+) -> tuple[list[float], list[str]]:
+    """Per-seed recoveries for the seeds present in all three cells, and notes on seeds left out."""
+    values, notes = [], []
+    for seed in method:
+        if seed not in source or seed not in clean:
+            continue
+        drop = source[seed] - clean[seed]
+        if not drop > MIN_DROP:  # also NaN
+            notes.append(f"seed {seed} left out: {NO_DROP}")
+            continue
+        values.append((method[seed] - clean[seed]) / drop)
+    return values, notes
+
+
+def recovery_table(run: Run, stats: pd.DataFrame | None = None) -> pd.DataFrame:
+    """How much of the source-to-target Dice drop each method wins back, per target vendor.
+
+    For a target vendor V (role ``"target"``) and a scenario S other than ``"clean"``, on
+    ``dice_mean``::
+
+        drop(V)        = Dice(clean, source) - Dice(clean, V)
+        recovery(S, V) = (Dice(S, V) - Dice(clean, V)) / drop(V)
+
+    where Dice is Table 1's ``mean`` (over images, each first averaged over seeds and, with
+    folds, pooled over folds as Table 1 pools them). 1.0 means S brings V up to the clean Unet's
+    Dice on the source, 0.0 no better than the clean Unet on V; below 0 is worse, above 1 beats
+    the source level.
+
+    Rules:
+
+    - ``drop(V) <= MIN_DROP`` (0.01): recovery is undefined, NaN with the note "no drop to
+      recover" (never a huge number from a tiny denominator).
+    - No clean row on the source or on V: no row for V. Scenarios on the source vendor are not
+      part of the table.
+    - Per seed (replicate seed), the same formula on that seed's clean-source, clean-V and S-V
+      means of the same per-image values (seeds present in all three cells). With folds a
+      seed's mean pools all images it scored in any fold, each first averaged over its folds,
+      exactly like Table 1's ``std_seeds``. A cell without per-image CSVs uses the mean of
+      the seed's row-level metrics. ``recovery_seed_mean`` and ``recovery_seed_std`` (sample
+      std, NaN with fewer than two) summarise the per-seed recoveries; ``n_seeds`` counts them.
+      A seed whose own drop is at most ``MIN_DROP`` is left out and named in ``note``. The
+      pooled ``recovery`` is not the mean of the per-seed values (a ratio of means).
+
+    Args:
+        run: the run.
+        stats: :func:`segmentation_stats` of ``run`` for ``"dice_mean"`` if already computed.
+
+    Returns:
+        One row per (target vendor, scenario), vendors in :func:`vendor_order`, scenarios in
+        :func:`scenario_order`; columns :data:`RECOVERY_COLUMNS` (Dice in [0, 1], recoveries as
+        fractions, ``selection`` of S as in Table 1 so oracle rows stay flagged).
+
+    Raises:
+        ValueError: ``stats`` is for another metric.
+    """
+    dice = segmentation_stats(run, "dice_mean") if stats is None else stats
+    if not dice.empty and set(dice["metric"]) != {"dice_mean"}:
+        raise ValueError(f"recovery_table needs dice_mean statistics, got {sorted(set(dice['metric']))}")
+    empty = pd.DataFrame(columns=list(RECOVERY_COLUMNS))
+    cells = dice.set_index(["vendor", "scenario"])
+    roles = dict(zip(dice["vendor"], dice["role"], strict=True))
+    source = next((v for v in vendor_order(run) if roles.get(v) == "source"), None)
+    if source is None or (source, "clean") not in cells.index:
+        return empty
+    source_mean = float(cells.loc[(source, "clean"), "mean"])
+    source_seeds = _cell_seed_means(run, source, "clean", "dice_mean")
+    rows = []
+    for vendor in (v for v in vendor_order(run) if roles.get(v) == "target" and (v, "clean") in cells.index):
+        clean_mean = float(cells.loc[(vendor, "clean"), "mean"])
+        clean_seeds = _cell_seed_means(run, vendor, "clean", "dice_mean")
+        drop = source_mean - clean_mean
+        for scenario in scenario_order(dice.loc[dice["vendor"] == vendor, "scenario"]):
+            if scenario == "clean":
+                continue
+            cell = cells.loc[(vendor, scenario)]
+            row = {
+                "vendor": vendor,
+                "scenario": scenario,
+                "dice_source": source_mean,
+                "dice_clean": clean_mean,
+                "dice": float(cell["mean"]),
+                "drop": drop,
+                "recovery": float("nan"),
+                "recovery_seed_mean": float("nan"),
+                "recovery_seed_std": float("nan"),
+                "n_seeds": 0,
+                "selection": cell["selection"],
+                "note": NO_DROP,
+            }
+            if drop > MIN_DROP:
+                method_seeds = _cell_seed_means(run, vendor, scenario, "dice_mean")
+                per_seed, notes = _seed_recoveries(source_seeds, clean_seeds, method_seeds)
+                row.update(
+                    recovery=(row["dice"] - clean_mean) / drop,
+                    recovery_seed_mean=float(np.mean(per_seed)) if per_seed else float("nan"),
+                    recovery_seed_std=_spread(per_seed),
+                    n_seeds=len(per_seed),
+                    note="; ".join(notes),
+                )
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(RECOVERY_COLUMNS)) if rows else empty
+
+
+def recovery_text(row: dict[str, Any] | pd.Series, style: str = "text") -> str:
+    """A recovery as printed: ``"62% (+/-8, 3 seeds)"``; the spread is in percentage points.
+
+    Args:
+        row: one row of :func:`recovery_table`.
+        style: ``"text"``, ``"html"`` (a real \u00b1 sign) or ``"latex"`` (escaped, ``$\\pm$``).
+
+    Example:
+        >>> recovery_text({"recovery": 0.62, "recovery_seed_std": 0.08, "n_seeds": 3, "note": ""})
+        '62% (+/-8, 3 seeds)'
+    """
+    if style not in _SPREAD_SIGN:
+        raise ValueError(f"unknown style {style!r}; known: {', '.join(_SPREAD_SIGN)}")
+    escape = fmt.latex_escape if style == "latex" else str
+    recovery = _none_if_nan(float(row["recovery"]))
+    if recovery is None:
+        note = str(row.get("note") or "")
+        return escape(fmt.UNDEFINED + (f" ({note})" if note else ""))
+    text = escape(fmt.format_percent(recovery, 0))
+    n_seeds = int(row["n_seeds"])
+    std = _none_if_nan(float(row["recovery_seed_std"]))
+    if n_seeds > 1 and std is not None:
+        return f"{text} ({_SPREAD_SIGN[style]}{fmt.format_number(100.0 * std, 0)}, {n_seeds} seeds)"
+    return f"{text} (one seed)" if n_seeds == 1 else text
+
+
+def recovering_methods(table: pd.DataFrame, at_least: float = 0.5) -> tuple[list[str], list[str]]:
+    """Scenarios that recover at least ``at_least`` of the drop on every target vendor with a drop.
+
+    Args:
+        table: the output of :func:`recovery_table`.
+        at_least: the fraction of the drop to recover (0.5: half).
+
+    Returns:
+        (the scenarios in table order, the vendors left out of the test because they have no
+        drop to recover). A scenario missing on a vendor with a drop does not qualify; with no
+        vendor that has a drop, no scenario does.
+    """
+    has_drop = table["drop"].astype(float) > MIN_DROP
+    vendors = list(dict.fromkeys(table.loc[has_drop, "vendor"]))
+    left_out = [v for v in dict.fromkeys(table["vendor"]) if v not in vendors]
+    if not vendors:
+        return [], left_out
+    methods = []
+    for scenario in dict.fromkeys(table["scenario"]):
+        recovery = table[table["scenario"] == scenario].set_index("vendor")["recovery"].astype(float)
+        if all(v in recovery.index and recovery[v] >= at_least - _RECOVERY_TOLERANCE for v in vendors):
+            methods.append(scenario)
+    return methods, left_out
+
+
+def recovery_latex(table: pd.DataFrame) -> str:
+    """The recovery table as LaTeX: vendor, method, drop, clean -> method Dice, recovery.
+
+    Args:
+        table: the output of :func:`recovery_table`.
+    """
+    rows = []
+    for _, row in table.iterrows():
+        oracle = " (oracle)" if "oracle" in str(row["selection"]).split("+") else ""
+        rows.append(
+            [
+                fmt.latex_escape(row["vendor"]),
+                fmt.latex_escape(scenario_label(row["scenario"])),
+                fmt.format_number(_none_if_nan(float(row["drop"]))),
+                f"{fmt.format_number(_none_if_nan(float(row['dice_clean'])))} $\\rightarrow$ "
+                f"{fmt.format_number(_none_if_nan(float(row['dice'])))}",
+                recovery_text(row, "latex") + oracle,
+            ]
+        )
+    return _latex_tabular(
+        ["vendor", "method", "drop", "Dice clean, method", "recovery"],
+        rows,
+        "Recovery of the domain-shift drop: (Dice of the method - Dice clean) / (Dice clean on the source - on the target)",
+        "tab:recovery",
+    )
 
 
 def eps50(eps: Any, dice: Any) -> float | None:
@@ -692,6 +928,7 @@ def summary(run: Run) -> dict[str, Any]:
             "citation": ((m.get("suite_config") or {}).get("suite") or {}).get("citation") or None,
             "folds": ((m.get("suite_config") or {}).get("splits") or {}).get("folds") or 0,
             "table1": dice.to_dict(orient="records"),
+            "recovery": recovery_table(run, dice).to_dict(orient="records"),
             "per_class": pd.concat(
                 [segmentation_stats(run, "dice_blood_pool"), segmentation_stats(run, "dice_myo")], ignore_index=True
             ).to_dict(orient="records"),
@@ -706,9 +943,9 @@ def summary(run: Run) -> dict[str, Any]:
 def write_exports(run_dir: Path | str, run: Run | None = None) -> dict[str, Path]:
     """Write every table as CSV and LaTeX under ``run_dir/tables/`` and ``run_dir/summary.json``.
 
-    Files: ``table1``, ``per_class``, ``hd95``, ``fgsm_curves``, ``eps50``, ``throughput``,
-    ``stages`` (``.csv``; the first three and ``eps50`` also ``.tex``). A table with nothing
-    measured is written with its header only.
+    Files: ``table1``, ``recovery``, ``per_class``, ``hd95``, ``fgsm_curves``, ``eps50``,
+    ``throughput``, ``stages`` (``.csv``; the first four and ``eps50`` also ``.tex``). A table
+    with nothing measured is written with its header only.
 
     Args:
         run_dir: the run folder.
@@ -736,6 +973,8 @@ def write_exports(run_dir: Path | str, run: Run | None = None) -> dict[str, Path
     save(
         "table1", stats_csv_frame(dice), table_latex(run, dice, "Dice per vendor and scenario", "tab:dice", paper=True)
     )
+    recovery = recovery_table(run, dice)
+    save("recovery", recovery, recovery_latex(recovery))
     per_class = pd.concat([segmentation_stats(run, m) for m in ("dice_blood_pool", "dice_myo")], ignore_index=True)
     save(
         "per_class",

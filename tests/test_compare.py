@@ -178,3 +178,46 @@ def test_main_compare_exit_codes(base, tmp_path, capsys):
     assert main_compare([str(base), str(new), "--dice-drop", "0.1"]) == 0
     assert main_compare([str(base), str(new)]) == 1
     assert "REGRESSED" in capsys.readouterr().out
+
+
+def _set_numerics(run_dir: Path, **numerics) -> None:
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["numerics"] = {"device_name": "Intel Xeon", "cpu_capability": "AVX512", "torch": "2.13.0", **numerics}
+    path.write_text(json.dumps(manifest))
+
+
+def test_runs_on_other_hardware_are_gated_at_the_other_hardware_threshold_and_say_why(base, tmp_path):
+    _set_numerics(base)
+    other = _copy(tmp_path, "other")
+    _set_numerics(other, device_name="AMD EPYC")
+    _edit(other, _shift_dice(-0.02))
+    out = io.StringIO()
+    result = compare_runs(base, other, dice_drop=0.005, dice_drop_other_hardware=0.05, stream=out)
+    assert result.exit_code == 0
+    assert result.dice_drop == 0.05
+    assert "device_name 'Intel Xeon' -> 'AMD EPYC'" in result.note
+    assert "note: the runs used different numerics" in out.getvalue()
+    assert "AMD EPYC" in (other / "comparison.html").read_text()
+
+    far = _copy(tmp_path, "far")
+    _set_numerics(far, device_name="AMD EPYC")
+    _edit(far, _shift_dice(-0.06))
+    assert compare_runs(base, far, dice_drop=0.005, dice_drop_other_hardware=0.05, stream=None).exit_code == 1
+
+
+def test_same_numerics_or_unrecorded_numerics_keep_the_tight_threshold(base, tmp_path):
+    same = _copy(tmp_path, "same")
+    _set_numerics(base)
+    _set_numerics(same)
+    _edit(same, _shift_dice(-0.02))
+    result = compare_runs(base, same, dice_drop=0.005, stream=None)
+    assert (result.exit_code, result.dice_drop, result.note) == (1, 0.005, "")
+    unrecorded = _copy(tmp_path, "unrecorded")  # the fixture's manifest has no numerics
+    _edit(unrecorded, _shift_dice(-0.02))
+    assert compare_runs(base, unrecorded, dice_drop=0.005, stream=None).exit_code == 1
+
+
+def test_a_negative_other_hardware_threshold_is_bad_input(base):
+    with pytest.raises(UserError, match="dice-drop-other-hardware"):
+        compare_runs(base, base, dice_drop_other_hardware=-1, stream=None)

@@ -30,12 +30,12 @@ def _write_rows(run_dir: Path, rows: list[dict]) -> None:
             f.write(json.dumps({"schema_version": 1, **row}) + "\n")
 
 
-def _segmentation_row(vendor: str, scenario: str, dice: float, selection: str = "val") -> dict:
+def _segmentation_row(vendor: str, scenario: str, dice: float, selection: str = "val", role: str = "target") -> dict:
     return {
         "kind": "segmentation",
         "scenario": scenario,
         "vendor": vendor,
-        "role": "target",
+        "role": role,
         "seed": 0,
         "selection": selection,
         "metrics": {"dice_mean": dice, "n_images": 4},
@@ -45,7 +45,18 @@ def _segmentation_row(vendor: str, scenario: str, dice: float, selection: str = 
 def test_report_is_written_with_every_section(fixture_html):
     run_dir, html = fixture_html
     assert (run_dir / "report.html").is_file() and (run_dir / "tables" / "table1.csv").is_file()
-    for anchor in ("run", "table1", "per-class", "hd95", "translation", "gallery", "fgsm", "throughput", "config"):
+    for anchor in (
+        "run",
+        "table1",
+        "recovery",
+        "per-class",
+        "hd95",
+        "translation",
+        "gallery",
+        "fgsm",
+        "throughput",
+        "config",
+    ):
         assert f'id="{anchor}"' in html and f'href="#{anchor}"' in html
     assert NOT_MEASURED not in html  # the fixture measures everything
     assert escape(SYNTHETIC_NOTICE) in html
@@ -109,3 +120,61 @@ def test_rendering_is_deterministic(tmp_path):
     first = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
     second = render_report(tmp_path, exports=False).read_text(encoding="utf-8")
     assert first == second
+
+
+def _section(html: str, anchor: str) -> str:
+    return html.split(f'id="{anchor}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_recovery_section_follows_table1(fixture_html):
+    _, html = fixture_html
+    assert html.index('id="table1"') < html.index('id="recovery"') < html.index('id="per-class"')
+    body = _section(html, "recovery")
+    assert "Recovery of the domain-shift drop" in body and "Recovery is the share" in body
+    # siemens: clean Unet 0.483 of the source's 0.874, Unet-GAN 0.806: 82% of the 0.392 drop.
+    assert '<td>siemens</td><td>Unet-GAN</td><td class="num">0.392</td>' in body
+    assert "0.483 &rarr; 0.806" in body and "82% (\u00b14, 2 seeds)" in body
+    assert "on every target vendor: Unet-GAN." in body  # 82% on siemens, 90% on ge; noisy 6% on siemens
+
+
+def test_recovery_conclusion_by_hand(tmp_path):
+    # Source 0.9; siemens clean 0.5; ge clean 0.7 (drops 0.4, 0.2).
+    # Unet-GAN: 0.7 on siemens (50%), 0.85 on ge (75%). Histogram matching: 0.56 on siemens only (15%).
+    _write_rows(
+        tmp_path,
+        [
+            _segmentation_row("philips", "clean", 0.9, role="source"),
+            _segmentation_row("siemens", "clean", 0.5),
+            _segmentation_row("siemens", "histmatch", 0.56),
+            _segmentation_row("siemens", "unetgan", 0.7, "oracle"),
+            _segmentation_row("ge", "clean", 0.7),
+            _segmentation_row("ge", "unetgan", 0.85, "oracle"),
+        ],
+    )
+    body = _section(render_report(tmp_path, exports=False).read_text(encoding="utf-8"), "recovery")
+    assert "50% (one seed)" in body and "75% (one seed)" in body and "15% (one seed)" in body
+    assert body.count('<span class="badge">oracle</span>') == 2
+    assert "at least half of the drop on every target vendor: Unet-GAN (oracle)." in body
+
+
+def test_recovery_conclusion_none_and_no_drop(tmp_path):
+    rows = [
+        _segmentation_row("philips", "clean", 0.9, role="source"),
+        _segmentation_row("siemens", "clean", 0.5),
+        _segmentation_row("siemens", "noisy", 0.6),
+        _segmentation_row("ge", "clean", 0.895),
+        _segmentation_row("ge", "noisy", 0.95),
+    ]
+    _write_rows(tmp_path / "none", rows)
+    body = _section(render_report(tmp_path / "none", exports=False).read_text(encoding="utf-8"), "recovery")
+    assert "n/a (no drop to recover)" in body
+    assert "on every target vendor: none. Left out (no drop to recover): ge." in body
+    _write_rows(tmp_path / "flat", [rows[0], rows[3], rows[4]])
+    body = _section(render_report(tmp_path / "flat", exports=False).read_text(encoding="utf-8"), "recovery")
+    assert "No target vendor has a drop to recover." in body
+
+
+def test_recovery_section_says_not_measured_without_a_source(tmp_path):
+    _write_rows(tmp_path, [_segmentation_row("siemens", "clean", 0.5), _segmentation_row("siemens", "noisy", 0.6)])
+    body = _section(render_report(tmp_path, exports=False).read_text(encoding="utf-8"), "recovery")
+    assert NOT_MEASURED in body

@@ -178,3 +178,181 @@ def test_paper_values_only_where_the_cell_measures_what_the_paper_measured():
     assert _paper("ge", "source", "clean", "dice_mean", "text") == ""
     assert _paper("philips", "source", "unetgan", "dice_mean", "text") == ""
     assert _paper("siemens", "target", "clean", "dice_myo", "text") == ""
+
+
+# -- recovery of the domain-shift drop -------------------------------------------------------
+def _fake_run(run_dir: Path, cells: dict, manifest: dict | None = None) -> Path:
+    """A run folder with per-image Dice chosen by hand.
+
+    ``cells`` maps ``(vendor, role, scenario, seed[, fold])`` to per-image Dice: a list (images
+    ``<vendor>-000``, ``<vendor>-001``, ...) or a dict ``{subject: dice}``.
+    """
+    (run_dir / "per_image").mkdir(parents=True)
+    rows = []
+    for n, (key, images) in enumerate(cells.items()):
+        vendor, role, scenario, seed, *fold = key
+        images = images if isinstance(images, dict) else {f"{vendor}-{i:03d}": d for i, d in enumerate(images)}
+        rel = f"per_image/cell{n}.csv"
+        pd.DataFrame(
+            {
+                "index": range(len(images)),
+                "subject": list(images),
+                "slice_index": 0,
+                "phase": "ED",
+                "dice_mean": list(images.values()),
+            }
+        ).to_csv(run_dir / rel, index=False)
+        row = {"schema_version": 1, "kind": "segmentation", "cell_id": f"cell{n}", "scenario": scenario}
+        row |= {"vendor": vendor, "role": role, "seed": seed, "per_image": rel}
+        row |= {"selection": "oracle" if scenario == "oracle_method" else "val"}
+        row |= {"fold": fold[0]} if fold else {}
+        row["metrics"] = {"dice_mean": float(np.mean(list(images.values()))), "n_images": len(images)}
+        rows.append(row)
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (run_dir / "manifest.json").write_text(json.dumps(manifest or {}))
+    return run_dir
+
+
+# Source 0.9, siemens clean 0.5 (drop 0.4). Unet-GAN: seed 0 0.7 (recovers 50%), seed 1 0.8 (75%).
+# GE barely drops (0.895: 0.005); canon has no clean cell; a source-only scenario is not a method here.
+HAND_CELLS = {
+    ("philips", "source", "clean", 0): [0.9, 0.9],
+    ("philips", "source", "clean", 1): [0.9, 0.9],
+    ("philips", "source", "noisy", 0): [0.8, 0.8],
+    ("siemens", "target", "clean", 0): [0.5, 0.5],
+    ("siemens", "target", "clean", 1): [0.4, 0.6],
+    ("siemens", "target", "unetgan", 0): [0.6, 0.8],
+    ("siemens", "target", "unetgan", 1): [0.8, 0.8],
+    ("siemens", "target", "oracle_method", 0): [0.9, 0.9],
+    ("ge", "target", "clean", 0): [0.895, 0.895],
+    ("ge", "target", "unetgan", 0): [0.95, 0.95],
+    ("canon", "target", "unetgan", 0): [0.7, 0.7],
+}
+HAND_MANIFEST = {"suite_config": {"vendors": {"source": "philips", "targets": ["siemens", "ge", "canon"]}}}
+
+
+@pytest.fixture
+def hand_run(tmp_path):
+    return load_run(_fake_run(tmp_path / "run", HAND_CELLS, HAND_MANIFEST))
+
+
+def test_recovery_by_hand(hand_run):
+    table = tables.recovery_table(hand_run)
+    assert list(table.columns) == list(tables.RECOVERY_COLUMNS)
+    assert list(zip(table["vendor"], table["scenario"], strict=True)) == [
+        ("siemens", "unetgan"),
+        ("siemens", "oracle_method"),
+        ("ge", "unetgan"),
+    ]
+    unetgan = table.iloc[0]
+    assert unetgan["dice_source"] == pytest.approx(0.9)
+    assert unetgan["dice_clean"] == pytest.approx(0.5)
+    assert unetgan["dice"] == pytest.approx(0.75)  # images (0.7, 0.8) averaged over seeds
+    assert unetgan["drop"] == pytest.approx(0.4)
+    assert unetgan["recovery"] == pytest.approx(0.25 / 0.4)
+    # Per seed: (0.7 - 0.5) / 0.4 = 0.5 and (0.8 - 0.5) / 0.4 = 0.75.
+    assert unetgan["recovery_seed_mean"] == pytest.approx(0.625)
+    assert unetgan["recovery_seed_std"] == pytest.approx(np.std([0.5, 0.75], ddof=1))
+    assert unetgan["n_seeds"] == 2 and unetgan["note"] == "" and unetgan["selection"] == "val"
+    oracle = table.iloc[1]
+    assert oracle["recovery"] == pytest.approx(1.0) and oracle["selection"] == "oracle"
+    assert oracle["n_seeds"] == 1 and math.isnan(oracle["recovery_seed_std"])
+    # The pooled values are Table 1's means.
+    dice = tables.segmentation_stats(hand_run).set_index(["vendor", "scenario"])["mean"]
+    assert unetgan["dice"] == pytest.approx(dice[("siemens", "unetgan")])
+
+
+def test_recovery_undefined_without_a_drop(hand_run):
+    ge = tables.recovery_table(hand_run).query("vendor == 'ge'").iloc[0]
+    assert ge["drop"] == pytest.approx(0.005)
+    assert math.isnan(ge["recovery"]) and math.isnan(ge["recovery_seed_mean"]) and ge["n_seeds"] == 0
+    assert ge["note"] == "no drop to recover"
+    assert tables.recovery_text(ge) == "n/a (no drop to recover)"
+
+
+def test_recovery_has_no_row_without_clean_cells(hand_run, tmp_path):
+    assert "canon" not in set(tables.recovery_table(hand_run)["vendor"])  # no clean Unet on canon
+    no_source = {k: v for k, v in HAND_CELLS.items() if k[:3] != ("philips", "source", "clean")}
+    run = load_run(_fake_run(tmp_path / "no_source", no_source, HAND_MANIFEST))
+    table = tables.recovery_table(run)
+    assert table.empty and list(table.columns) == list(tables.RECOVERY_COLUMNS)
+
+
+def test_recovery_leaves_out_a_seed_without_its_own_drop(tmp_path):
+    cells = {
+        ("philips", "source", "clean", 0): [0.9],
+        ("philips", "source", "clean", 1): [0.9],
+        ("siemens", "target", "clean", 0): [0.5],
+        ("siemens", "target", "clean", 1): [0.895],  # this seed's Unet hardly drops
+        ("siemens", "target", "unetgan", 0): [0.7],
+        ("siemens", "target", "unetgan", 1): [0.9],
+    }
+    row = tables.recovery_table(load_run(_fake_run(tmp_path / "run", cells))).iloc[0]
+    assert row["recovery"] == pytest.approx((0.8 - 0.6975) / (0.9 - 0.6975))
+    assert row["n_seeds"] == 1 and row["recovery_seed_mean"] == pytest.approx(0.5)
+    assert row["note"] == "seed 1 left out: no drop to recover"
+
+
+def test_recovery_with_folds_pools_like_table1(tmp_path):
+    # Source folds test different subjects (3 images at 0.9, 1 at 0.5): concatenated, mean 0.8.
+    # Target images are scored by both folds' Unets and averaged: clean 0.5, Unet-GAN 0.65.
+    cells = {
+        ("philips", "source", "clean", 0, 0): {"a": 0.9, "b": 0.9, "c": 0.9},
+        ("philips", "source", "clean", 0, 1): {"d": 0.5},
+        ("siemens", "target", "clean", 0, 0): [0.4, 0.4],
+        ("siemens", "target", "clean", 0, 1): [0.6, 0.6],
+        ("siemens", "target", "unetgan", 0, 0): [0.6, 0.6],
+        ("siemens", "target", "unetgan", 0, 1): [0.7, 0.7],
+    }
+    run = load_run(_fake_run(tmp_path / "run", cells))
+    assert tables.has_folds(run)
+    row = tables.recovery_table(run).iloc[0]
+    assert row["drop"] == pytest.approx(0.3)
+    assert row["recovery"] == pytest.approx(0.5)
+    assert row["recovery_seed_mean"] == pytest.approx(0.5) and row["n_seeds"] == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "style", "expected"),
+    [
+        ({"recovery": 0.62, "recovery_seed_std": 0.08, "n_seeds": 3}, "text", "62% (+/-8, 3 seeds)"),
+        ({"recovery": 0.62, "recovery_seed_std": 0.08, "n_seeds": 3}, "html", "62% (\u00b18, 3 seeds)"),
+        ({"recovery": 0.62, "recovery_seed_std": 0.08, "n_seeds": 3}, "latex", r"62\% ($\pm$8, 3 seeds)"),
+        ({"recovery": -0.25, "recovery_seed_std": float("nan"), "n_seeds": 1}, "text", "-25% (one seed)"),
+        ({"recovery": 1.1, "recovery_seed_std": float("nan"), "n_seeds": 0}, "text", "110%"),
+    ],
+)
+def test_recovery_text(row, style, expected):
+    assert tables.recovery_text(row | {"note": ""}, style) == expected
+
+
+def test_recovering_methods_need_half_on_every_vendor_with_a_drop(hand_run):
+    table = tables.recovery_table(hand_run)
+    # unetgan recovers 62.5% on siemens; ge has no drop and is left out; oracle_method is missing
+    # on ge, which has no drop, so it qualifies too.
+    assert tables.recovering_methods(table) == (["unetgan", "oracle_method"], ["ge"])
+    assert tables.recovering_methods(table, at_least=0.7) == (["oracle_method"], ["ge"])
+    half = table.assign(recovery=[0.2 / 0.4, 0.4, float("nan")])  # 0.4999999999999999 counts as half
+    assert tables.recovering_methods(half) == (["unetgan"], ["ge"])
+
+
+def test_recovery_exports(exported, run):
+    run_dir, written = exported
+    assert {"recovery.csv", "recovery.tex"} <= set(written)
+    csv = pd.read_csv(run_dir / "tables" / "recovery.csv", keep_default_na=False)
+    assert list(zip(csv["vendor"], csv["scenario"], strict=True)) == [
+        ("siemens", "noisy"),
+        ("siemens", "unetgan"),
+        ("ge", "noisy"),
+        ("ge", "unetgan"),
+    ]
+    dice = tables.segmentation_stats(run).set_index(["vendor", "scenario"])["mean"]
+    drop = dice[("philips", "clean")] - dice[("siemens", "clean")]
+    expected = (dice[("siemens", "unetgan")] - dice[("siemens", "clean")]) / drop
+    assert csv.loc[1, "recovery"] == pytest.approx(expected, rel=1e-5)
+    assert 0.8 < expected < 0.85  # 0.806 from 0.483, of a 0.874 source
+    tex = (run_dir / "tables" / "recovery.tex").read_text()
+    assert r"\label{tab:recovery}" in tex and r"siemens & Unet-GAN & 0.392 & 0.483 $\rightarrow$ 0.806 & 82\%" in tex
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["scenario"] for r in summary["recovery"]] == ["noisy", "unetgan", "noisy", "unetgan"]
+    assert summary["recovery"][1]["recovery"] == pytest.approx(expected)

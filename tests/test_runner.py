@@ -161,7 +161,7 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     cells = planned_cells(suite)
     run_dir = env["root"] / "run"
     command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
-    command += ["--cache", str(env["store"])]
+    command += ["--cache", str(env["store"]), "--jobs", "1"]
     child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"]), "OMP_NUM_THREADS": "1"}
     results = run_dir / "results.jsonl"
 
@@ -186,6 +186,39 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     assert len(ids) == len(set(ids)) == len(cells)
     assert set(ids) == set(cells)
     assert result.skipped >= done_at_kill - 1  # a partial last line, if any, is measured again
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_during_training_in_workers(env) -> None:
+    suite_path = env["root"] / "tiny.toml"
+    suite = tiny_suite(suite_path, seeds=(0, 1, 2), targets=("siemens", "ge"))
+    cells = planned_cells(suite)
+    run_dir = env["root"] / "run"
+    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
+    command += ["--cache", str(env["store"]), "--jobs", "2"]
+    child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"])}
+
+    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(a.startswith("unet/") for a in artifact_dirs(env["store"])):
+            assert process.poll() is None, "the run ended before training a model"
+            assert time.monotonic() < deadline, "no trained model within 120 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)  # the workers are orphaned in the middle of their work
+    finally:
+        process.kill()
+        process.wait()
+    assert not (run_dir / "results.jsonl").exists() or len(read_rows(run_dir)) < len(cells)
+
+    result = run_suite(
+        suite, run_dir, device="cpu", store=ArtifactStore(env["store"]), progress=False, report=False, jobs=2
+    )
+    assert result.failed == []
+    ids = [r["cell_id"] for r in read_rows(run_dir)]
+    assert len(ids) == len(set(ids)) == len(cells)
+    assert set(ids) == set(cells)
+    assert len([a for a in artifact_dirs(env["store"]) if a.startswith("unet/")]) == 3
 
 
 def test_partial_last_line_is_dropped_and_its_cell_measured_again(env) -> None:

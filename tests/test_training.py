@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -22,6 +23,7 @@ from unetgan_core.training import (
     augment_batch,
     train_segmenter,
 )
+from unetgan_core.training.augment import gaussian_blur
 from unetgan_core.training.segmentation import training_targets
 
 TINY_UNET = {"width": 4}
@@ -103,7 +105,7 @@ def _batch(seed: int = 0, size: int = 32) -> torch.Tensor:
 
 @settings(max_examples=25, deadline=None)
 @given(
-    variant=st.sampled_from(["clean", "noisy", "intensity_aug"]),
+    variant=st.sampled_from(["clean", "noisy", "intensity_aug", "appearance_aug"]),
     sigma=st.floats(0.0, 0.5),
     gamma_low=st.floats(0.3, 1.0),
     gamma_width=st.floats(0.0, 2.0),
@@ -151,9 +153,70 @@ def test_augmentation_is_fixed_by_the_generator_seed():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_gaussian_blur_keeps_sigma_zero_images_and_the_mean_and_matches_a_hand_kernel():
+    x = _batch()
+    out = gaussian_blur(x, torch.tensor([0.0, 1.0, 0.0, 2.0]))
+    assert torch.allclose(out[0], x[0], atol=1e-6) and torch.allclose(out[2], x[2], atol=1e-6)
+    assert float((out[3] - x[3]).abs().mean()) > float((out[1] - x[1]).abs().mean()) > 0.0
+    # A point in a flat field far from the borders: the result is the separable kernel exp(-d^2 / 2).
+    impulse = torch.zeros(1, 1, 17, 17)
+    impulse[0, 0, 8, 8] = 1.0
+    blurred = gaussian_blur(impulse, torch.tensor([1.0]))[0, 0]
+    t = torch.arange(-3, 4, dtype=torch.float32)
+    k = torch.exp(-(t**2) / 2)
+    k = k / k.sum()
+    assert torch.allclose(blurred[5:12, 5:12], k[:, None] * k[None, :], atol=1e-6)
+    assert abs(float(blurred.sum()) - 1.0) < 1e-5
+
+
+# appearance_aug with every change switched off; tests switch on one change at a time.
+NEUTRAL_APPEARANCE = AugmentSettings(
+    appearance_gamma_range=(1, 1),
+    bias_strength=0.0,
+    contrast_range=(1, 1),
+    brightness_range=(0, 0),
+    blur_probability=0.0,
+    noise_probability=0.0,
+)
+
+
+def test_appearance_aug_is_identity_with_neutral_settings_and_covers_both_gamma_directions():
+    x = _batch()
+    out = augment_batch(x, "appearance_aug", NEUTRAL_APPEARANCE, torch.Generator().manual_seed(0))
+    assert torch.allclose(out, x, atol=1e-5)
+    # Log-uniform gamma in 1/2..2: about half of the images are brightened (gamma < 1), half darkened.
+    gamma_only = dataclasses.replace(NEUTRAL_APPEARANCE, appearance_gamma_range=(0.5, 2.0))
+    grey = torch.full((400, 1, 8, 8), 0.5)
+    means = augment_batch(grey, "appearance_aug", gamma_only, torch.Generator().manual_seed(1)).mean(dim=(1, 2, 3))
+    assert 0.4 < float((means > 0.5).float().mean()) < 0.6
+    assert float(means.min()) >= 0.25 - 1e-4 and float(means.max()) <= 0.5**0.5 + 1e-4
+
+
+def test_appearance_aug_noise_and_blur_follow_their_probabilities():
+    grey = torch.full((400, 1, 16, 16), 0.5)
+    noise_only = dataclasses.replace(NEUTRAL_APPEARANCE, noise_sigma_range=(0.05, 0.05), noise_probability=0.5)
+    out = augment_batch(grey, "appearance_aug", noise_only, torch.Generator().manual_seed(2))
+    noisy = (out - grey).flatten(1).std(dim=1) > 0.01
+    assert 0.4 < float(noisy.float().mean()) < 0.6
+    assert abs(float((out - grey).flatten(1)[noisy].std()) - 0.05) < 0.005
+    # Blur leaves a flat image alone, so it is seen on random images: about half of them change.
+    texture = torch.rand((400, 1, 16, 16), generator=torch.Generator().manual_seed(3))
+    blur_only = dataclasses.replace(NEUTRAL_APPEARANCE, blur_sigma_range=(1.0, 1.0), blur_probability=0.5)
+    out = augment_batch(texture, "appearance_aug", blur_only, torch.Generator().manual_seed(4))
+    blurred = (out - texture).flatten(1).abs().amax(dim=1) > 1e-3
+    assert 0.4 < float(blurred.float().mean()) < 0.6
+    assert float(out[blurred].std()) < 0.6 * float(texture[blurred].std())  # smoothing removes most pixel noise
+
+
 def test_augment_rejects_bad_ranges_and_shapes():
     with pytest.raises(UserError, match="gamma_range"):
         AugmentSettings(gamma_range=(1.5, 0.5))
+    with pytest.raises(UserError, match="blur_probability"):
+        AugmentSettings(blur_probability=1.5)
+    with pytest.raises(UserError, match="noise_sigma_range"):
+        AugmentSettings(noise_sigma_range=(-0.1, 0.1))
+    with pytest.raises(UserError, match="appearance_gamma_range"):
+        AugmentSettings(appearance_gamma_range=(0.0, 2.0))
     with pytest.raises(UserError, match=r"\[B, 1, H, W\]"):
         augment_batch(torch.zeros(2, 32, 32), "clean", AugmentSettings(), torch.Generator())
 

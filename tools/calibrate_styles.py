@@ -1,11 +1,12 @@
-"""Check a phantom suite's vendor styles on the *validation* split, never the test split.
+"""Score a phantom suite's scenarios on the *validation* split, never the test split.
 
-Trains (or reuses from the artifact store) the suite's clean Unet for each seed and prints
-its Dice on every vendor's validation subjects, so style ranges can be adjusted until the
-domain shift has the intended size (paper: Siemens drops most, GE less) without ever looking
-at the test subjects that the suite reports.
+Trains (or reuses from the artifact store) what the suite's scenarios need for each seed and
+prints their Dice on every vendor's validation subjects. Style ranges are adjusted with the
+clean scenario until the domain shift has the intended size (paper: Siemens drops most, GE
+less), and settings of the adaptation methods are chosen with the others, without ever
+looking at the test subjects that the suite reports.
 
-Usage: python tools/calibrate_styles.py SUITE [--seeds 0 1 2]
+Usage: python tools/calibrate_styles.py SUITE [--seeds 0 1 2] [--scenarios clean cyclegan] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -17,35 +18,49 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.parallel import default_jobs
 from bench.runner import Runner
 from bench.store import ArtifactStore
 from bench.suite import load_suite
 from unetgan_core.metrics import dice_scores
-from unetgan_core.pipelines import UnetPipeline
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("suite")
     p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--scenarios", nargs="+", default=["clean"], help="scenarios of the suite to score (default: clean)")
+    p.add_argument("--jobs", type=int, help="models trained at once (default: CPU cores / train_threads)")
     args = p.parse_args()
     suite = load_suite(args.suite)
     if args.seeds:
         suite = suite.with_seeds(args.seeds)
-    runner = Runner(suite, Path(tempfile.mkdtemp()), "cpu", ArtifactStore(), progress=False)
+    jobs = args.jobs or default_jobs("cpu", suite.suite.train_threads)
+    runner = Runner(suite, Path(tempfile.mkdtemp()), "cpu", ArtifactStore(), progress=False, jobs=jobs)
+    cells = [t for t in runner.plan.of_kind("segmentation") if t.config["scenario"] in args.scenarios]
+    runner.train_for(cells)
     rows = []
-    for task in runner.plan.of_kind("unet"):
-        if task.config["config"]["variant"] != "clean":
-            continue
-        pipeline = UnetPipeline(runner.unet(task.key))
+    for cell in cells:
+        cfg = cell.config
+        split = "val" if cfg.get("fold") is None else f"fold{cfg['fold']}/val"
+        val = runner.data(runner.data_ref(cfg["vendor"], split if cfg["role"] == "source" else "val").key)
+        pred = runner.pipeline(cfg["pipeline"]).predict(val.images)
+        dice = float(np.mean(dice_scores(pred, val.labels, myo_labelled=val.myo_labelled)["dice_mean"]))
+        rows.append({"scenario": cfg["scenario"], "vendor": cfg["vendor"], "seed": cfg["replicate"], "dice": dice})
+    for scenario in args.scenarios:
         for vendor in suite.all_vendors:
-            val = runner.data(runner.data_ref(vendor, "val").key)
-            pred = pipeline.predict(val.images)
-            dice = float(np.mean(dice_scores(pred, val.labels, myo_labelled=val.myo_labelled)["dice_mean"]))
-            rows.append({"seed": task.config["replicate"], "vendor": vendor, "val_dice": round(dice, 3)})
-    for vendor in suite.all_vendors:
-        values = [r["val_dice"] for r in rows if r["vendor"] == vendor]
-        print(json.dumps({"vendor": vendor, "val_dice_mean": round(float(np.mean(values)), 3), "per_seed": values}))
+            values = [r["dice"] for r in rows if r["scenario"] == scenario and r["vendor"] == vendor]
+            if values:
+                print(
+                    json.dumps(
+                        {
+                            "scenario": scenario,
+                            "vendor": vendor,
+                            "val_dice_mean": round(float(np.mean(values)), 3),
+                            "per_seed": [round(v, 3) for v in values],
+                        }
+                    )
+                )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,27 @@ _AUTOCAST_DTYPES = {
 }
 
 
+@contextlib.contextmanager
+def cpu_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op CPU threads, then restore the previous count.
+
+    torch's CPU kernels split sums across threads, so the thread count changes results in the last
+    bits (and a trained model in visible ways); a fixed count keeps CPU training the same on any
+    machine.
+
+    Args:
+        n: threads, at least 1.
+    """
+    if n < 1:
+        raise UserError(f"threads must be >= 1, got {n}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(name: str | torch.device) -> torch.device:
     """Turn ``"cpu"``, ``"cuda"`` (or ``"cuda:1"``) or ``"auto"`` into a ``torch.device``.
 

@@ -29,7 +29,7 @@ class Scenario:
 
     Args:
         name: registry name, used in suites and results.
-        unet_variant: training variant of the source Unet (``clean``, ``noisy``, ``intensity_aug``).
+        unet_variant: training variant of the source Unet (``clean``, ``noisy``, ``intensity_aug``, ``appearance_aug``).
         translator: None, ``"histmatch"``, or ``TranslatorConfig`` overrides (a dict; ``{}`` = the suite's
             settings, which default to the paper's Unet-GAN).
         description: one line for ``unetgan-bench list`` and reports.
@@ -87,6 +87,14 @@ _register(
 )
 _register(
     Scenario("intensity_aug", "intensity_aug", None, "Unet trained with gamma, bias-field and contrast augmentation")
+)
+_register(
+    Scenario(
+        "appearance_aug",
+        "appearance_aug",
+        None,
+        "Unet trained with broad appearance augmentation (wide gamma, bias field, contrast, blur, noise; BigAug-like)",
+    )
 )
 _register(Scenario(HISTMATCH, "clean", HISTMATCH, "target images histogram-matched to the source, clean Unet"))
 _register(Scenario("cyclegan", "clean", CYCLEGAN, "plain CycleGAN translation (cycle loss only), clean Unet"))

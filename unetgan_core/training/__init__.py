@@ -1,7 +1,7 @@
 """Training loops: the source Unet (supervised), the vendor translators (unpaired) and checkpoint selection.
 
 - ``train_segmenter(train, val, SegTrainConfig, seed)``: the LV-Unet, variants ``clean``, ``noisy``,
-  ``intensity_aug``.
+  ``intensity_aug``, ``appearance_aug``.
 - ``train_translator(source, target, unet, TranslatorConfig, seed)``: CycleGAN / Unet-GAN, returns ``G_S``.
 - ``SELECTORS``: how a translator checkpoint is chosen (``unlabelled`` or ``oracle``).
 """

@@ -1,4 +1,5 @@
-"""Training-time intensity changes of the source images: the ``clean``, ``noisy`` and ``intensity_aug`` variants.
+"""Training-time changes of the source images: the ``clean``, ``noisy``, ``intensity_aug`` and ``appearance_aug``
+variants.
 
 Every function takes a batch ``[B, 1, H, W]`` in [0, 1] and returns a new batch of the same shape, still in
 [0, 1]. Random numbers come from an explicit CPU ``torch.Generator`` (then move to the batch's device), so a
@@ -8,6 +9,7 @@ seed gives the same augmented batches on any device and in any process.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +31,12 @@ class AugmentSettings:
         bias_grid: control points per side of the bias field; few points keep it smooth.
         contrast_range: ``(low, high)`` of the factor that scales intensities about the image mean.
         brightness_range: ``(low, high)`` of the offset added after the contrast change (intensity units).
+        appearance_gamma_range: ``(low, high)`` of the ``appearance_aug`` gamma, drawn log-uniformly so that
+            brightening and darkening are equally likely (the default 1/2..2 is symmetric in that sense).
+        blur_sigma_range: ``(low, high)`` of its Gaussian blur, in pixels.
+        blur_probability: chance that an image is blurred at all.
+        noise_sigma_range: ``(low, high)`` of its additive Gaussian noise sd (normalised intensity units).
+        noise_probability: chance that an image gets noise at all.
     """
 
     noise_sigma: float = 0.05
@@ -37,6 +45,11 @@ class AugmentSettings:
     bias_grid: int = 4
     contrast_range: tuple[float, float] = (0.75, 1.25)
     brightness_range: tuple[float, float] = (-0.1, 0.1)
+    appearance_gamma_range: tuple[float, float] = (0.5, 2.0)
+    blur_sigma_range: tuple[float, float] = (0.0, 1.5)
+    blur_probability: float = 0.5
+    noise_sigma_range: tuple[float, float] = (0.0, 0.08)
+    noise_probability: float = 0.5
 
     def __post_init__(self) -> None:
         if self.noise_sigma < 0:
@@ -45,14 +58,30 @@ class AugmentSettings:
             raise UserError(f"bias_strength must be >= 0, got {self.bias_strength}")
         if self.bias_grid < 2:
             raise UserError(f"bias_grid must be >= 2 control points, got {self.bias_grid}")
-        for name in ("gamma_range", "contrast_range", "brightness_range"):
+        for name in (
+            "gamma_range",
+            "contrast_range",
+            "brightness_range",
+            "appearance_gamma_range",
+            "blur_sigma_range",
+            "noise_sigma_range",
+        ):
             low, high = getattr(self, name)
             if low > high:
                 raise UserError(f"{name} must be (low, high) with low <= high, got {(low, high)}")
-        if self.gamma_range[0] <= 0 or self.contrast_range[0] < 0:
+        if self.gamma_range[0] <= 0 or self.appearance_gamma_range[0] <= 0 or self.contrast_range[0] < 0:
             raise UserError(
-                f"gamma_range must be > 0 and contrast_range >= 0, got {self.gamma_range}, {self.contrast_range}"
+                f"gamma_range and appearance_gamma_range must be > 0 and contrast_range >= 0, got {self.gamma_range}, "
+                f"{self.appearance_gamma_range}, {self.contrast_range}"
             )
+        if self.blur_sigma_range[0] < 0 or self.noise_sigma_range[0] < 0:
+            raise UserError(
+                f"blur_sigma_range and noise_sigma_range must be >= 0, got {self.blur_sigma_range}, "
+                f"{self.noise_sigma_range}"
+            )
+        for name in ("blur_probability", "noise_probability"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise UserError(f"{name} must be within 0..1, got {getattr(self, name)}")
 
 
 VARIANTS: Registry = Registry("training variant")
@@ -136,12 +165,68 @@ def random_intensity_change(x: torch.Tensor, settings: AugmentSettings, gen: tor
     return y.clamp(0.0, 1.0)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Blur each image of ``x`` with its own Gaussian of ``sigma`` pixels (0 leaves it unchanged).
+
+    Separable convolution with reflected borders; one grouped convolution per axis for the whole batch.
+
+    Args:
+        x: ``[B, 1, H, W]``.
+        sigma: ``[B]`` standard deviations in pixels, >= 0.
+    """
+    b, _, h, w = x.shape
+    radius = max(1, math.ceil(3.0 * float(sigma.max()))) if b else 1
+    radius = min(radius, h - 1, w - 1)
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    s = sigma.to(device=x.device, dtype=x.dtype).clamp_min(1e-3)[:, None]
+    kernel = torch.exp(-(t[None] ** 2) / (2 * s**2))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # sigma -> 0 gives a unit impulse: no change
+    y = x.reshape(1, b, h, w)
+    y = F.conv2d(F.pad(y, (radius, radius, 0, 0), mode="reflect"), kernel.view(b, 1, 1, -1), groups=b)
+    y = F.conv2d(F.pad(y, (0, 0, radius, radius), mode="reflect"), kernel.view(b, 1, -1, 1), groups=b)
+    return y.reshape(b, 1, h, w)
+
+
+@VARIANTS.register("appearance_aug")
+def random_appearance_change(x: torch.Tensor, settings: AugmentSettings, gen: torch.Generator) -> torch.Tensor:
+    """Broad appearance augmentation: wide gamma, bias field, contrast, brightness, then blur and noise.
+
+    A stacked image-appearance and image-quality augmentation in the spirit of BigAug (Zhang et al., IEEE TMI
+    2020) and nnU-Net's default intensity transforms: the ranges are generic (gamma log-uniform in 1/2..2, blur
+    and noise on half the images), not fitted to any target vendor. Spatial transforms are left out: the
+    vendors differ in appearance, not anatomy.
+
+    Args:
+        x: ``[B, 1, H, W]`` in [0, 1].
+        settings: the ranges and probabilities of each change.
+        gen: CPU generator for every random draw (the same number of draws whatever the values, in a fixed
+            order, so a seed fixes the result).
+    """
+    b, _, h, w = x.shape
+    low, high = settings.appearance_gamma_range
+    u = torch.rand(b, 1, 1, 1, generator=gen)
+    gamma = torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).to(device=x.device, dtype=x.dtype)
+    y = x.clamp_min(1e-6) ** gamma
+    y = y * smooth_bias_field(b, h, w, settings.bias_strength, settings.bias_grid, gen).to(x.device, x.dtype)
+    contrast = _uniform(b, settings.contrast_range, gen, x)
+    brightness = _uniform(b, settings.brightness_range, gen, x)
+    mean = y.mean(dim=(2, 3), keepdim=True)
+    y = (y - mean) * contrast + mean + brightness
+    blur_on = torch.rand(b, generator=gen) < settings.blur_probability
+    sigma = _uniform(b, settings.blur_sigma_range, gen, x).flatten().cpu()
+    y = gaussian_blur(y, torch.where(blur_on, sigma, torch.zeros_like(sigma)))
+    noise_on = (torch.rand(b, 1, 1, 1, generator=gen) < settings.noise_probability).to(x.device, x.dtype)
+    noise_sd = _uniform(b, settings.noise_sigma_range, gen, x) * noise_on
+    y = y + noise_sd * torch.randn(x.shape, generator=gen).to(device=x.device, dtype=x.dtype)
+    return y.clamp(0.0, 1.0)
+
+
 def augment_batch(x: torch.Tensor, variant: str, settings: AugmentSettings, gen: torch.Generator) -> torch.Tensor:
     """Apply the named training variant to a batch.
 
     Args:
         x: ``[B, 1, H, W]`` float images in [0, 1].
-        variant: ``clean``, ``noisy`` or ``intensity_aug``.
+        variant: ``clean``, ``noisy``, ``intensity_aug`` or ``appearance_aug``.
         settings: strengths of the changes.
         gen: CPU ``torch.Generator`` that fixes every random draw.
 

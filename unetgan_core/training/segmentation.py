@@ -120,12 +120,19 @@ class SegTrainConfig:
         epochs: passes over the training slices (paper: 35 at 192 px; short suites use fewer).
         batch_size: slices per Adam step (paper: 10).
         lr: Adam learning rate (paper: 1e-4).
-        variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet) or ``intensity_aug``.
+        variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet), ``intensity_aug`` or
+            ``appearance_aug`` (see ``training.augment``).
         noise_sigma: Gaussian noise sd of the ``noisy`` variant, normalised intensity units (the paper gives none).
         gamma_range: random gamma exponent range of ``intensity_aug``.
         bias_strength: largest log-amplitude of its smooth bias field.
         contrast_range: its contrast factor range about the image mean.
         brightness_range: its brightness offset range (normalised intensity units).
+        appearance_gamma_range: log-uniform gamma range of ``appearance_aug`` (which also uses the bias, contrast
+            and brightness settings above).
+        blur_sigma_range: its Gaussian blur sd range, in pixels.
+        blur_probability: its chance of blurring an image.
+        noise_sigma_range: its additive noise sd range (normalised intensity units).
+        noise_probability: its chance of adding noise to an image.
         val_every: epochs between validation Dice checks; the best checked epoch is kept.
         bf16: run forward and backward under bf16 autocast (faster on recent CPUs and GPUs; fp32 is the default
             because it is the reproducible reference).
@@ -136,12 +143,17 @@ class SegTrainConfig:
     epochs: int = 35
     batch_size: int = 10
     lr: float = 1e-4
-    variant: Literal["clean", "noisy", "intensity_aug"] = "clean"
+    variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
     noise_sigma: float = 0.05
     gamma_range: tuple[float, float] = (0.7, 1.5)
     bias_strength: float = 0.3
     contrast_range: tuple[float, float] = (0.75, 1.25)
     brightness_range: tuple[float, float] = (-0.1, 0.1)
+    appearance_gamma_range: tuple[float, float] = (0.5, 2.0)
+    blur_sigma_range: tuple[float, float] = (0.0, 1.5)
+    blur_probability: float = 0.5
+    noise_sigma_range: tuple[float, float] = (0.0, 0.08)
+    noise_probability: float = 0.5
     val_every: int = 1
     bf16: bool = False
 
@@ -163,6 +175,11 @@ class SegTrainConfig:
             bias_strength=self.bias_strength,
             contrast_range=self.contrast_range,
             brightness_range=self.brightness_range,
+            appearance_gamma_range=self.appearance_gamma_range,
+            blur_sigma_range=self.blur_sigma_range,
+            blur_probability=self.blur_probability,
+            noise_sigma_range=self.noise_sigma_range,
+            noise_probability=self.noise_probability,
         )
 
     @classmethod

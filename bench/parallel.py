@@ -1,0 +1,164 @@
+"""Train a run's missing models side by side in worker processes.
+
+Training tasks are pure functions of their config and write content-addressed artifacts (see
+``plan`` and ``store``), so independent ones can run in any process. ``train_missing`` runs them
+in a local process pool, one dependency level at a time (every Unet, then every translator),
+each with the suite's ``train_threads`` CPU threads. That is all the scheduling there is: a
+distributed engine (Dask) could submit the same ``Runner.artifact`` calls for larger suites.
+
+On a 2-core CPU two single-thread trainings finish about 1.8 times sooner than one after the
+other on two threads each (small convolutions do not split well across threads), and because
+each task's thread count is fixed by the suite, the weights are the same for any ``--jobs``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
+
+from unetgan_core.errors import UserError
+
+if TYPE_CHECKING:
+    from bench.plan import Task
+    from bench.runner import Runner
+    from bench.suite import Suite
+
+LEVELS = ("unet", "translator")  # a translator reads a trained Unet, so Unets come first
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingFailure:
+    """A training task that raised in a worker, carried back to the cell that needs its model.
+
+    Args:
+        key: the task's key.
+        message: ``"<ExceptionType>: <message>"``, one line.
+        details: the worker's traceback, for ``logs/errors.log``.
+        user_error: the exception was a ``UserError`` (bad input; the run stops with exit 2).
+    """
+
+    key: str
+    message: str
+    details: str
+    user_error: bool
+
+
+class TrainingFailed(RuntimeError):
+    """Raised where a cell needs a model whose training failed in a worker."""
+
+    def __init__(self, failure: TrainingFailure) -> None:
+        super().__init__(failure.message)
+        self.details = failure.details
+
+
+def default_jobs(device: str, train_threads: int) -> int:
+    """Trainings to run at once: every usable core busy on CPU; one on a GPU (they would share it)."""
+    if device != "cpu":
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // train_threads)
+
+
+def needed_training(runner: Runner, cells: list[Task]) -> set[str]:
+    """Keys of the training tasks that ``cells`` read, directly or through another training task."""
+    kinds = {t.key: t for t in runner.plan.tasks if t.kind in LEVELS}
+    needed: set[str] = set()
+    stack = [d for cell in cells for d in cell.deps]
+    while stack:
+        key = stack.pop()
+        if key in kinds and key not in needed:
+            needed.add(key)
+            stack.extend(kinds[key].deps)
+    return needed
+
+
+# -- worker side -------------------------------------------------------------------------------------------------
+_WORKER: Runner | None = None
+
+
+def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path) -> None:
+    from bench.runner import Runner
+    from bench.store import ArtifactStore
+
+    global _WORKER
+    _WORKER = Runner(suite, run_dir, device, ArtifactStore(store_root), progress=False)
+
+
+def _train_in_worker(key: str) -> TrainingFailure | None:
+    assert _WORKER is not None, "worker not started"
+    try:
+        _WORKER.artifact(_WORKER.plan.task(key))
+    except Exception as exc:  # carried back and raised where a cell needs this model
+        return TrainingFailure(key, f"{type(exc).__name__}: {exc}", traceback.format_exc(), isinstance(exc, UserError))
+    return None
+
+
+# -- main side ---------------------------------------------------------------------------------------------------
+def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, TrainingFailure]:
+    """Train, ``jobs`` at a time, every model that ``cells`` need and the store lacks.
+
+    With ``jobs <= 1`` nothing happens here: the runner trains each model when a cell first
+    needs it, in its own process. The data the trainings read is loaded (and cached on disk)
+    here first, so the workers never render the same phantom images twice.
+
+    Args:
+        runner: the run's runner (its plan, store, device, stage clock).
+        cells: the cells still to measure.
+        jobs: worker processes.
+
+    Returns:
+        key -> failure, for trainings that raised; ``Runner.artifact`` raises them for the
+        cells that need those models.
+    """
+    from bench.runner import STAGE_OF
+
+    needed = needed_training(runner, cells)
+    todo_of = {
+        kind: [t for t in runner.plan.of_kind(kind) if t.key in needed and not runner.store.exists(kind, t.key)]
+        for kind in LEVELS
+    }
+    if jobs <= 1 or sum(len(v) for v in todo_of.values()) <= 1:
+        return {}
+    for task in (t for level in todo_of.values() for t in level):
+        for name in ("train", "val", "source_train", "source_val", "target_train", "target_val"):
+            if name in task.config:
+                runner.data(task.config[name])
+    failures: dict[str, TrainingFailure] = {}
+    context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in OpenMP
+    init = (runner.suite, runner.run_dir, runner.device, runner.store.root)
+    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=init) as pool:
+        for kind in LEVELS:
+            todo = [t for t in todo_of[kind] if not any(d in failures for d in t.deps)]
+            for task in todo_of[kind]:
+                broken = [d for d in task.deps if d in failures]
+                if broken:
+                    failures[task.key] = dataclasses.replace(failures[broken[0]], key=task.key)
+            if not todo:
+                continue
+            bar = tqdm(total=len(todo), desc=f"training {kind} models ({jobs} at once)", disable=not runner.progress)
+            try:
+                with runner.timed(STAGE_OF[kind]):
+                    futures = [pool.submit(_train_in_worker, t.key) for t in todo]
+                    for future in cf.as_completed(futures):
+                        failure = future.result()
+                        if failure is not None:
+                            failures[failure.key] = failure
+                            tqdm.write(f"error: training {kind} {failure.key}: {failure.message}")
+                        bar.update(1)
+            except cf.process.BrokenProcessPool as exc:
+                # A worker died (killed, out of memory): what it did not finish trains in this process.
+                tqdm.write(f"warning: a training worker died ({exc}); the remaining models train one at a time")
+                return failures
+            finally:
+                bar.close()
+    return failures
