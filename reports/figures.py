@@ -140,7 +140,7 @@ def dice_bar_chart(stats: pd.DataFrame, labels: dict[str, str], ylabel: str = "D
     scenarios = list(labels)
     width = 0.8 / max(len(scenarios), 1)
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(max(4.5, 1.3 * len(vendors) + 2), 3.0)
+        fig = _new_figure(max(6.0, 1.3 * len(vendors) + 2), 3.4)
         ax = fig.add_subplot()
         for j, scenario in enumerate(scenarios):
             sub = stats[stats["scenario"] == scenario].set_index("vendor")
@@ -169,7 +169,8 @@ def dice_bar_chart(stats: pd.DataFrame, labels: dict[str, str], ylabel: str = "D
         ax.set_ylabel(ylabel)
         ax.set_ylim(0, 1.0 if stats["mean"].max() <= 1 else None)
         ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(scenarios), frameon=False)
+        # At most four legend entries a row: a wider legend squeezes the axes to nothing.
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=min(len(scenarios), 4), frameon=False)
         return figure_to_svg(fig)
 
 

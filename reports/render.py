@@ -153,7 +153,32 @@ def _recovery(run: Run, dice: pd.DataFrame) -> dict[str, Any] | None:
         )
         if left_out:
             conclusion += f" Left out ({tables.NO_DROP}): {', '.join(left_out)}."
-    return {"rows": rows, "conclusion": conclusion}
+    return {"rows": rows, "conclusion": conclusion, "paper_check": _paper_check(table)}
+
+
+def _paper_check(table: pd.DataFrame) -> str | None:
+    """One sentence on the paper's Unet-GAN against this run's translators, from the recovery table (or None)."""
+
+    def shares(scenario: str) -> dict[str, float]:
+        rows = table[(table["scenario"] == scenario) & table["recovery"].notna()]
+        return dict(zip(rows["vendor"], rows["recovery"].astype(float), strict=True))
+
+    unetgan = shares("unetgan")
+    if not unetgan:
+        return None
+
+    def listing(values: dict[str, float]) -> str:
+        return ", ".join(f"{fmt.format_percent(v, 0)} on {vendor}" for vendor, v in values.items())
+
+    text = f"Unet-GAN with the paper's loss, as this suite configures it, recovers {listing(unetgan)}"
+    paper = {v: tables.paper_recovery(v) for v in unetgan if tables.paper_recovery(v) is not None}
+    if paper:
+        text += f" (the paper's Table 1: {listing(paper)})"
+    for scenario, label in (("cyclegan", "plain CycleGAN"), ("unetgan_nofeat", "Unet-GAN without the feature loss")):
+        other = {v: r for v, r in shares(scenario).items() if v in unetgan}
+        if other:
+            text += f"; {label} recovers {listing(other)}"
+    return text + "."
 
 
 def _translation_tags(path: Path) -> tuple[str | None, str, int] | None:

@@ -571,6 +571,16 @@ def recovery_table(run: Run, stats: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(RECOVERY_COLUMNS)) if rows else empty
 
 
+def paper_recovery(vendor: str) -> float | None:
+    """The share of the drop the paper's Unet-GAN recovered on ``vendor`` (Siemens 0.79, GE 0.85), from its Table 1."""
+    source, clean, unetgan = (
+        PAPER_TABLE1.get(key) for key in (("philips", "clean"), (vendor.lower(), "clean"), (vendor.lower(), "unetgan"))
+    )
+    if not (source and clean and unetgan) or vendor.lower() == "philips":
+        return None
+    return (unetgan[0] - clean[0]) / (source[0] - clean[0])
+
+
 def recovery_text(row: dict[str, Any] | pd.Series, style: str = "text") -> str:
     """A recovery as printed: ``"62% (+/-8, 3 seeds)"``; the spread is in percentage points.
 
