@@ -17,6 +17,9 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import signal
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,11 +89,21 @@ def needed_training(runner: Runner, cells: list[Task]) -> set[str]:
 _WORKER: Runner | None = None
 
 
-def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path) -> None:
+def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
+    """End this worker once its parent is gone (killed with ``kill -9``, say) instead of idling forever."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)  # an unfinished artifact stays in its temporary folder and is never used
+
+
+def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path, parent: int) -> None:
     from bench.runner import Runner
     from bench.store import ArtifactStore
 
     global _WORKER
+    # Ctrl-C reaches the whole process group; the parent decides what stops (see ``_stop``).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
     _WORKER = Runner(suite, run_dir, device, ArtifactStore(store_root), progress=False)
 
 
@@ -104,6 +117,15 @@ def _train_in_worker(key: str) -> TrainingFailure | None:
 
 
 # -- main side ---------------------------------------------------------------------------------------------------
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the running workers (their unfinished artifacts are never used)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before Python 3.14
+        process.terminate()
+    # The pool's own thread sees the workers gone, fails their futures and closes its queues; joining it
+    # frees the queues' semaphores now, so the resource tracker has none to report at exit.
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, TrainingFailure]:
     """Train, ``jobs`` at a time, every model that ``cells`` need and the store lacks.
 
@@ -135,8 +157,9 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
                 runner.data(task.config[name])
     failures: dict[str, TrainingFailure] = {}
     context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in OpenMP
-    init = (runner.suite, runner.run_dir, runner.device, runner.store.root)
-    with cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=init) as pool:
+    init = (runner.suite, runner.run_dir, runner.device, runner.store.root, os.getpid())
+    pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=init)
+    try:
         for kind in LEVELS:
             todo = [t for t in todo_of[kind] if not any(d in failures for d in t.deps)]
             for task in todo_of[kind]:
@@ -158,7 +181,12 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
             except cf.process.BrokenProcessPool as exc:
                 # A worker died (killed, out of memory): what it did not finish trains in this process.
                 tqdm.write(f"warning: a training worker died ({exc}); the remaining models train one at a time")
-                return failures
+                break
             finally:
                 bar.close()
+    except BaseException:
+        # Ctrl-C (or any error here): stop the workers now rather than finish every queued training first.
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
     return failures

@@ -52,6 +52,19 @@ def artifact_dirs(store: Path) -> set[str]:
     return {str(p.relative_to(store)) for p in store.glob("*/*") if p.is_dir() and not p.name.startswith(".")}
 
 
+def child_pids(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux ``/proc``)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
 def dice_by_cell(run_dir: Path) -> dict[str, float]:
     return {r["cell_id"]: r["metrics"]["dice_mean"] for r in read_rows(run_dir) if r["kind"] == "segmentation"}
 
@@ -188,28 +201,44 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     assert result.skipped >= done_at_kill - 1  # a partial last line, if any, is measured again
 
 
+def start_parallel_run_until_a_model_is_trained(suite_path: Path, run_dir: Path, env) -> tuple[subprocess.Popen, list]:
+    """``bench run --jobs 2`` in its own process group (as a terminal's foreground job), returned once the
+    first model is in the store, with the pids of its worker processes."""
+    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
+    command += ["--cache", str(env["store"]), "--jobs", "2"]
+    child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"])}
+    process = subprocess.Popen(
+        command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not any(a.startswith("unet/") for a in artifact_dirs(env["store"])):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the run ended, or trained no model within 120 s")
+        time.sleep(0.02)
+    workers = child_pids(process.pid)
+    assert len(workers) >= 2, "expected the pool's worker processes"
+    return process, workers
+
+
+def wait_until_gone(pids: list[int], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while alive := [pid for pid in pids if Path(f"/proc/{pid}").exists()]:
+        assert time.monotonic() < deadline, f"processes {alive} still running after {seconds} s"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_during_training_in_workers(env) -> None:
     suite_path = env["root"] / "tiny.toml"
     suite = tiny_suite(suite_path, seeds=(0, 1, 2), targets=("siemens", "ge"))
     cells = planned_cells(suite)
     run_dir = env["root"] / "run"
-    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
-    command += ["--cache", str(env["store"]), "--jobs", "2"]
-    child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"])}
-
-    process = subprocess.Popen(command, cwd=REPO, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while not any(a.startswith("unet/") for a in artifact_dirs(env["store"])):
-            assert process.poll() is None, "the run ended before training a model"
-            assert time.monotonic() < deadline, "no trained model within 120 s"
-            time.sleep(0.02)
-        process.send_signal(signal.SIGKILL)  # the workers are orphaned in the middle of their work
-    finally:
-        process.kill()
-        process.wait()
+    process, workers = start_parallel_run_until_a_model_is_trained(suite_path, run_dir, env)
+    process.send_signal(signal.SIGKILL)  # the workers are orphaned in the middle of their work
+    process.communicate()
     assert not (run_dir / "results.jsonl").exists() or len(read_rows(run_dir)) < len(cells)
+    wait_until_gone(workers, 30)  # they notice within about a second that their parent is gone
 
     result = run_suite(
         suite, run_dir, device="cpu", store=ArtifactStore(env["store"]), progress=False, report=False, jobs=2
@@ -219,6 +248,26 @@ def test_resume_after_kill_9_during_training_in_workers(env) -> None:
     assert len(ids) == len(set(ids)) == len(cells)
     assert set(ids) == set(cells)
     assert len([a for a in artifact_dirs(env["store"]) if a.startswith("unet/")]) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_in_workers_stops_at_once_and_resumes(env) -> None:
+    suite_path = env["root"] / "tiny.toml"
+    suite = tiny_suite(suite_path, seeds=(0, 1, 2, 3), targets=("siemens", "ge"))
+    run_dir = env["root"] / "run"
+    process, workers = start_parallel_run_until_a_model_is_trained(suite_path, run_dir, env)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: every process of the foreground group
+    try:
+        _, err = process.communicate(timeout=30)  # not after every queued training has finished
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert "interrupted; run the same command again to resume" in err.decode()
+    assert "Traceback" not in err.decode()
+    wait_until_gone(workers, 10)
+
+    result = run_suite(suite, run_dir, device="cpu", store=ArtifactStore(env["store"]), progress=False, report=False)
+    assert result.failed == [] and result.measured == len(planned_cells(suite))
 
 
 def test_partial_last_line_is_dropped_and_its_cell_measured_again(env) -> None:
