@@ -3,6 +3,9 @@
 ``<root>/<kind>/<key>/`` holds one artifact; it is built in a temporary folder and renamed
 into place, so it either exists whole or not at all. The key is a hash of everything that
 determines the artifact, so any suite or process asking for the same thing finds it.
+
+A temporary folder is named ``.<key>.<pid>.<random>``; one whose process is gone (killed in the
+middle of a build) is removed the next time that artifact is built on the same machine.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class ArtifactStore:
         if final.is_dir():
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=final.parent))
+        remove_abandoned(final.parent, key)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.{os.getpid()}.", dir=final.parent))
         try:
             make(tmp)
             try:
@@ -50,3 +54,30 @@ class ArtifactStore:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_abandoned(folder: Path, key: str) -> list[Path]:
+    """Remove ``key``'s temporary build folders in ``folder`` whose building process no longer runs.
+
+    Folders of live processes (another run building the same artifact right now) are left alone.
+
+    Returns:
+        The folders removed.
+    """
+    removed = []
+    for tmp in folder.glob(f".{key}.*"):
+        pid = tmp.name[len(key) + 2 :].split(".", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed

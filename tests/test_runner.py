@@ -248,6 +248,7 @@ def test_resume_after_kill_9_during_training_in_workers(env) -> None:
     assert len(ids) == len(set(ids)) == len(cells)
     assert set(ids) == set(cells)
     assert len([a for a in artifact_dirs(env["store"]) if a.startswith("unet/")]) == 3
+    assert not list(env["store"].glob("*/.*"))  # the killed builds' temporary folders are gone
 
 
 @pytest.mark.slow
