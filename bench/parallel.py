@@ -103,6 +103,9 @@ def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path, pa
     global _WORKER
     # Ctrl-C reaches the whole process group; the parent decides what stops (see ``_stop``).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm's default lock is a multiprocessing RLock, a named semaphore in a spawned process; a worker
+    # terminated on Ctrl-C could not release it and the resource tracker would warn. A thread lock does.
+    tqdm.set_lock(threading.RLock())
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
     _WORKER = Runner(suite, run_dir, device, ArtifactStore(store_root), progress=False)
 
