@@ -110,6 +110,9 @@ def dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:
 # Segmentation training
 
 
+_AUGMENT = AugmentSettings()
+
+
 @dataclasses.dataclass(frozen=True)
 class SegTrainConfig:
     """How the source Unet is trained. Defaults follow the paper's section 3.2 where it gives a value.
@@ -144,16 +147,17 @@ class SegTrainConfig:
     batch_size: int = 10
     lr: float = 1e-4
     variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
-    noise_sigma: float = 0.05
-    gamma_range: tuple[float, float] = (0.7, 1.5)
-    bias_strength: float = 0.3
-    contrast_range: tuple[float, float] = (0.75, 1.25)
-    brightness_range: tuple[float, float] = (-0.1, 0.1)
-    appearance_gamma_range: tuple[float, float] = (0.5, 2.0)
-    blur_sigma_range: tuple[float, float] = (0.0, 1.5)
-    blur_probability: float = 0.5
-    noise_sigma_range: tuple[float, float] = (0.0, 0.08)
-    noise_probability: float = 0.5
+    # The augmentation strengths default to AugmentSettings' own values (one place for them).
+    noise_sigma: float = _AUGMENT.noise_sigma
+    gamma_range: tuple[float, float] = _AUGMENT.gamma_range
+    bias_strength: float = _AUGMENT.bias_strength
+    contrast_range: tuple[float, float] = _AUGMENT.contrast_range
+    brightness_range: tuple[float, float] = _AUGMENT.brightness_range
+    appearance_gamma_range: tuple[float, float] = _AUGMENT.appearance_gamma_range
+    blur_sigma_range: tuple[float, float] = _AUGMENT.blur_sigma_range
+    blur_probability: float = _AUGMENT.blur_probability
+    noise_sigma_range: tuple[float, float] = _AUGMENT.noise_sigma_range
+    noise_probability: float = _AUGMENT.noise_probability
     val_every: int = 1
     bf16: bool = False
 
@@ -168,19 +172,9 @@ class SegTrainConfig:
         self.augment_settings()  # validates the ranges up front
 
     def augment_settings(self) -> AugmentSettings:
-        """The augmentation strengths as the ``augment`` module takes them."""
-        return AugmentSettings(
-            noise_sigma=self.noise_sigma,
-            gamma_range=self.gamma_range,
-            bias_strength=self.bias_strength,
-            contrast_range=self.contrast_range,
-            brightness_range=self.brightness_range,
-            appearance_gamma_range=self.appearance_gamma_range,
-            blur_sigma_range=self.blur_sigma_range,
-            blur_probability=self.blur_probability,
-            noise_sigma_range=self.noise_sigma_range,
-            noise_probability=self.noise_probability,
-        )
+        """The augmentation strengths as the ``augment`` module takes them (every field both classes share)."""
+        shared = [f.name for f in dataclasses.fields(AugmentSettings) if hasattr(self, f.name)]
+        return AugmentSettings(**{name: getattr(self, name) for name in shared})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SegTrainConfig:
