@@ -124,8 +124,7 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the running workers (their unfinished artifacts are never used)."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before Python 3.14
         process.terminate()
-    # The pool's own thread sees the workers gone, fails their futures and closes its queues; joining it
-    # frees the queues' semaphores now, so the resource tracker has none to report at exit.
+    # The pool's own thread sees the workers gone and fails their futures; this returns once it has.
     pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -155,9 +154,7 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
     if jobs <= 1 or sum(len(v) for v in todo_of.values()) <= 1:
         return {}
     for task in (t for level in todo_of.values() for t in level):
-        for name in ("train", "val", "source_train", "source_val", "target_train", "target_val"):
-            if name in task.config:
-                runner.data(task.config[name])
+        runner.training_data(task)
     failures: dict[str, TrainingFailure] = {}
     context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in OpenMP
     init = (runner.suite, runner.run_dir, runner.device, runner.store.root, os.getpid())

@@ -38,6 +38,9 @@ STAGE_OF = {
     "throughput": "throughput",
 }
 
+# The data keys in a training task's config, by task kind.
+TRAINING_DATA = {"unet": ("train", "val"), "translator": ("source_train", "source_val", "target_train", "target_val")}
+
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
@@ -113,22 +116,17 @@ class Runner:
             raise parallel.TrainingFailed(failure)
         return self.store.build(task.kind, task.key, lambda tmp: self._train(task, tmp))
 
+    def training_data(self, task: Task) -> dict[str, Any]:
+        """The slices a training task reads, by their name in its config (loaded once per process)."""
+        return {name: self.data(task.config[name]) for name in TRAINING_DATA[task.kind]}
+
     def _train(self, task: Task, out: Path) -> None:
         with self.timed(STAGE_OF[task.kind]):
+            cfg, data = task.config, self.training_data(task)
             if task.kind == "unet":
-                cfg = task.config
-                steps.train_unet(cfg, self.data(cfg["train"]), self.data(cfg["val"]), out, self.device, self.progress)
+                steps.train_unet(cfg, data["train"], data["val"], out, self.device, self.progress)
             else:
-                cfg = task.config
-                unet = self.unet(cfg["unet"])
-                steps.train_translator(
-                    cfg,
-                    unet,
-                    {k: self.data(cfg[k]) for k in ("source_train", "source_val", "target_train", "target_val")},
-                    out,
-                    self.device,
-                    self.progress,
-                )
+                steps.train_translator(cfg, self.unet(cfg["unet"]), data, out, self.device, self.progress)
 
     def train_for(self, cells: list[Task]) -> None:
         """Train the models ``cells`` need, ``jobs`` at a time (``bench.parallel``); failures are kept for the cells."""
