@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace):
-    from bench.suite import load_suite
+    from unetgan_bench.bench.suite import load_suite
 
     return load_suite(args.suite, data_root=getattr(args, "data_root", None))
 
@@ -77,9 +77,9 @@ def _load(args: argparse.Namespace):
 def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from bench.parallel import default_jobs
-    from bench.runner import run_suite
-    from bench.store import ArtifactStore
+    from unetgan_bench.bench.parallel import default_jobs
+    from unetgan_bench.bench.runner import run_suite
+    from unetgan_bench.bench.store import ArtifactStore
     from unetgan_core.device import resolve_device
 
     suite = _load(args)
@@ -117,8 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.plan import build_plan
-    from bench.registries import open_source
+    from unetgan_bench.bench.plan import build_plan
+    from unetgan_bench.bench.registries import open_source
 
     suite = _load(args)
     plan = build_plan(suite, open_source(suite, suite.path))
@@ -133,17 +133,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.registries import registered
-    from bench.suite import SUITES_DIR
+    from unetgan_bench.bench.registries import registered
+    from unetgan_bench.bench.suite import builtin_suites
 
     for kind, names in registered().items():
         print(f"{kind}: {', '.join(names)}")
-    print(f"built-in suites: {', '.join(sorted(p.stem for p in SUITES_DIR.glob('*.toml')))}")
+    print(f"built-in suites: {', '.join(sorted(builtin_suites()))}")
     return EXIT_OK
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from reports.render import render_report
+    from unetgan_bench.reports.render import render_report
 
     if not (args.run_dir / "results.jsonl").is_file():
         raise UserError(f"{args.run_dir}: not a run folder (no results.jsonl)")
@@ -152,8 +152,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench import manifest as manifest_mod
-    from bench.compare import compare_runs
+    from unetgan_bench.bench import manifest as manifest_mod
+    from unetgan_bench.bench.compare import compare_runs
 
     # A threshold left off the command line comes from the base run's suite [compare] section,
     # else compare_runs' default; passing None through would reject every run without the flags.

@@ -36,8 +36,8 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from reports import format as fmt
-from reports.collect import KEY_COLUMNS, Run, load_run
+from unetgan_bench.reports import format as fmt
+from unetgan_bench.reports.collect import KEY_COLUMNS, Run, load_run
 from unetgan_core.errors import UserError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "reports" / "templates"

@@ -27,7 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def git_state(repo: Path = REPO) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the code that runs, or (None, None) outside a git checkout."""
+    """(commit, dirty) of the code that runs, or (None, None) outside a git checkout (an installed wheel,
+    even one installed into a virtual environment that lies inside some other repository)."""
+    if not (repo / ".git").exists():
+        return None, None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
         if commit.returncode != 0:

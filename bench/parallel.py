@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 from unetgan_core.errors import UserError
 
 if TYPE_CHECKING:
-    from bench.plan import Task
-    from bench.runner import Runner
-    from bench.suite import Suite
+    from unetgan_bench.bench.plan import Task
+    from unetgan_bench.bench.runner import Runner
+    from unetgan_bench.bench.suite import Suite
 
 LEVELS = ("unet", "translator")  # a translator reads a trained Unet, so Unets come first
 
@@ -97,8 +97,8 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
 
 
 def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path, parent: int) -> None:
-    from bench.runner import Runner
-    from bench.store import ArtifactStore
+    from unetgan_bench.bench.runner import Runner
+    from unetgan_bench.bench.store import ArtifactStore
 
     global _WORKER
     # Ctrl-C reaches the whole process group; the parent decides what stops (see ``_stop``).
@@ -144,7 +144,7 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
         key -> failure, for trainings that raised; ``Runner.artifact`` raises them for the
         cells that need those models.
     """
-    from bench.runner import STAGE_OF
+    from unetgan_bench.bench.runner import STAGE_OF
 
     needed = needed_training(runner, cells)
     todo_of = {

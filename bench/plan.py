@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.suite import Suite
+from unetgan_bench.bench.suite import Suite
 from unetgan_core.errors import UserError
 from unetgan_core.hashing import canonical, config_hash, derive_seed
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from unetgan_core.errors import UserError
 
 if TYPE_CHECKING:
-    from bench.suite import Suite
+    from unetgan_bench.bench.suite import Suite
 
 
 def _registries() -> dict:

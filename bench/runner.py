@@ -21,13 +21,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bench import manifest as manifest_mod
-from bench import parallel, steps
-from bench.plan import Plan, Task, build_plan
-from bench.registries import open_source
-from bench.results import ResultsFile
-from bench.store import ArtifactStore
-from bench.suite import Suite
+from unetgan_bench.bench import manifest as manifest_mod
+from unetgan_bench.bench import parallel, steps
+from unetgan_bench.bench.plan import Plan, Task, build_plan
+from unetgan_bench.bench.registries import open_source
+from unetgan_bench.bench.results import ResultsFile
+from unetgan_bench.bench.store import ArtifactStore
+from unetgan_bench.bench.suite import Suite
 from unetgan_core.errors import UserError
 
 STAGE_OF = {
@@ -291,7 +291,7 @@ def run_suite(
             steps.write_figures(runner)
         manifest_mod.write(run_dir, suite, runner, started, finished=time.time())
         if report:
-            from reports.render import render_report
+            from unetgan_bench.reports.render import render_report
 
             with runner.timed("report"):
                 result.report = render_report(run_dir)

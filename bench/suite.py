@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.schema import field, load_table
+from unetgan_bench.bench.schema import field, load_table
 from unetgan_core.errors import DataError, UserError
 
 if sys.version_info >= (3, 11):
@@ -27,7 +28,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 SPLIT_NAMES = ("train", "val", "test")
 # Data source -> environment variable that names its root when neither the suite nor --data-root does.
 ROOT_ENV = {"mnms": "UNETGAN_MNMS_ROOT", "acdc": "UNETGAN_ACDC_ROOT", "sunnybrook": "UNETGAN_SUNNYBROOK_ROOT"}
@@ -188,6 +188,12 @@ SECTIONS = {
 }
 
 
+def builtin_suites() -> dict[str, Path]:
+    """Name -> file of every built-in suite, read from the installed package (``unetgan_bench.suites``)."""
+    folder = resources.files("unetgan_bench.suites")
+    return {Path(entry.name).stem: Path(str(entry)) for entry in folder.iterdir() if entry.name.endswith(".toml")}
+
+
 def resolve_suite_path(name_or_path: str) -> Path:
     """A path as given, or the name of a built-in suite in ``suites/``."""
     path = Path(name_or_path)
@@ -195,10 +201,10 @@ def resolve_suite_path(name_or_path: str) -> Path:
         if not path.is_file():
             raise UserError(f"{path}: suite file not found")
         return path
-    builtin = SUITES_DIR / f"{name_or_path}.toml"
-    if builtin.is_file():
-        return builtin
-    known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.toml")))
+    builtin = builtin_suites()
+    if name_or_path in builtin:
+        return builtin[name_or_path]
+    known = ", ".join(sorted(builtin))
     raise UserError(f"unknown suite {name_or_path!r}; built-in suites: {known}; or give a path to a .toml file")
 
 
@@ -333,7 +339,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
     if len(set(suite.suite.seeds)) != len(suite.suite.seeds):
         raise UserError(f"{where}: [suite] seeds: a seed is listed twice")
     _check_folds(suite, raw.get("splits"), where)
-    from bench.registries import check_names
+    from unetgan_bench.bench.registries import check_names
     from unetgan_core.data.sources import import_loaders
 
     # The real-data sources register on import; check_names lists the registry before any source is created.

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results import ResultsFile
+from unetgan_bench.bench.results import ResultsFile
 from unetgan_core.errors import DataError, UserError
 
 KINDS = ("segmentation", "fgsm", "throughput")

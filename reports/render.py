@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from reports import figures, tables
-from reports import format as fmt
-from reports.collect import Run, load_run
+from unetgan_bench.reports import figures, tables
+from unetgan_bench.reports import format as fmt
+from unetgan_bench.reports.collect import Run, load_run
 from unetgan_core.errors import DataError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

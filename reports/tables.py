@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports import format as fmt
-from reports.collect import Run, load_run
+from unetgan_bench.reports import format as fmt
+from unetgan_bench.reports.collect import Run, load_run
 from unetgan_core import stats
 from unetgan_core.hashing import derive_seed
 from unetgan_core.robustness import eps50 as robustness_eps50

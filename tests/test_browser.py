@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reports.render import render_report
+from unetgan_bench.reports.render import render_report
 
 pytestmark = pytest.mark.browser
 

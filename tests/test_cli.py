@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tiny_suites import tiny_text
 
-from bench.cli import EXIT_BAD_INPUT, EXIT_OK, main
+from unetgan_bench.bench.cli import EXIT_BAD_INPUT, EXIT_OK, main
 
 REPO = Path(__file__).resolve().parents[1]
 # Phantom at 32 px, width-4 Unet, one epoch, one seed: a run with its report takes seconds.
@@ -126,7 +126,11 @@ def test_real_subprocess_reports_bad_suite_in_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[suite\n", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "validate", str(bad)], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "unetgan_bench", "validate", str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == EXIT_BAD_INPUT
     assert_one_error_line(done.stderr)

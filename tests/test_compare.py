@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.compare import compare_runs, main_compare
+from unetgan_bench.bench.compare import compare_runs, main_compare
 from unetgan_core.errors import UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"

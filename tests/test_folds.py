@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from test_realdata_nifti import make_mnms
 
-from bench.plan import build_plan, fold_subjects, split_name
-from bench.registries import open_source
-from bench.results import ResultsFile
-from bench.suite import MissingDataRoot, load_suite, parse_suite
-from reports import tables
-from reports.collect import load_run
+from unetgan_bench.bench.plan import build_plan, fold_subjects, split_name
+from unetgan_bench.bench.registries import open_source
+from unetgan_bench.bench.results import ResultsFile
+from unetgan_bench.bench.suite import MissingDataRoot, load_suite, parse_suite
+from unetgan_bench.reports import tables
+from unetgan_bench.reports.collect import load_run
 from unetgan_core.errors import UserError
 
 FOLD_SUITE = """
@@ -207,7 +207,7 @@ def test_mnms_without_root_names_the_layout(monkeypatch):
 
 
 def test_mnms_cli_validate_without_root_exits_2(monkeypatch, capsys):
-    from bench.cli import main
+    from unetgan_bench.bench.cli import main
 
     monkeypatch.delenv("UNETGAN_MNMS_ROOT", raising=False)
     assert main(["validate", "mnms"]) == 2
@@ -235,8 +235,8 @@ CASES = [
 
 @pytest.mark.slow
 def test_tiny_mnms_suite_runs_end_to_end(tmp_path, monkeypatch):
-    from bench.runner import run_suite
-    from bench.store import ArtifactStore
+    from unetgan_bench.bench.runner import run_suite
+    from unetgan_bench.bench.store import ArtifactStore
 
     monkeypatch.setenv("UNETGAN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("UNETGAN_MNMS_ROOT", str(make_mnms(tmp_path / "mnms", CASES)))

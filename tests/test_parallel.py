@@ -11,13 +11,13 @@ import pytest
 import torch
 from tiny_suites import TRANSLATOR, tiny_text
 
-from bench import parallel
-from bench.cli import EXIT_BAD_INPUT, main
-from bench.plan import build_plan
-from bench.registries import open_source
-from bench.runner import run_suite
-from bench.store import ArtifactStore
-from bench.suite import parse_suite
+from unetgan_bench.bench import parallel
+from unetgan_bench.bench.cli import EXIT_BAD_INPUT, main
+from unetgan_bench.bench.plan import build_plan
+from unetgan_bench.bench.registries import open_source
+from unetgan_bench.bench.runner import run_suite
+from unetgan_bench.bench.store import ArtifactStore
+from unetgan_bench.bench.suite import parse_suite
 from unetgan_core.device import cpu_threads
 from unetgan_core.errors import UserError
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reports import format as fmt
+from unetgan_bench.reports import format as fmt
 
 
 def test_mean_std_text_html_latex_agree_on_rounding():

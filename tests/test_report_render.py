@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
-from reports.render import NOT_MEASURED, SYNTHETIC_NOTICE, render_report
+from unetgan_bench.reports.render import NOT_MEASURED, SYNTHETIC_NOTICE, render_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 EVIL = "<script>alert(1)</script>"

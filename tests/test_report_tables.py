@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import tables
-from reports.collect import load_run
+from unetgan_bench.reports import tables
+from unetgan_bench.reports.collect import load_run
 from unetgan_core.errors import DataError, UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
@@ -171,7 +171,7 @@ def test_stages_in_pipeline_order_with_shares(run):
 
 
 def test_paper_values_only_where_the_cell_measures_what_the_paper_measured():
-    from reports.tables import _paper
+    from unetgan_bench.reports.tables import _paper
 
     assert _paper("ge", "target", "clean", "dice_mean", "text") == "0.727 +/- 0.042"
     # A GE-trained Unet tested on GE (Sunnybrook) is not the paper's Philips-trained GE column.

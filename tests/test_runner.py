@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from tiny_suites import tiny_text
 
-from bench import steps
-from bench.plan import build_plan
-from bench.registries import open_source
-from bench.runner import run_lock, run_suite
-from bench.store import ArtifactStore
-from bench.suite import parse_suite
+from unetgan_bench.bench import steps
+from unetgan_bench.bench.plan import build_plan
+from unetgan_bench.bench.registries import open_source
+from unetgan_bench.bench.runner import run_lock, run_suite
+from unetgan_bench.bench.store import ArtifactStore
+from unetgan_bench.bench.suite import parse_suite
 from unetgan_core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,7 +173,17 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     suite = tiny_suite(suite_path, seeds=(0, 1), targets=("siemens", "ge"))
     cells = planned_cells(suite)
     run_dir = env["root"] / "run"
-    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "unetgan_bench",
+        "run",
+        str(suite_path),
+        "--out",
+        str(run_dir),
+        "--quiet",
+        "--no-report",
+    ]
     command += ["--cache", str(env["store"]), "--jobs", "1"]
     child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"]), "OMP_NUM_THREADS": "1"}
     results = run_dir / "results.jsonl"
@@ -204,7 +214,17 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
 def start_parallel_run_until_a_model_is_trained(suite_path: Path, run_dir: Path, env) -> tuple[subprocess.Popen, list]:
     """``bench run --jobs 2`` in its own process group (as a terminal's foreground job), returned once the
     first model is in the store, with the pids of its worker processes."""
-    command = [sys.executable, "-m", "bench", "run", str(suite_path), "--out", str(run_dir), "--quiet", "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "unetgan_bench",
+        "run",
+        str(suite_path),
+        "--out",
+        str(run_dir),
+        "--quiet",
+        "--no-report",
+    ]
     command += ["--cache", str(env["store"]), "--jobs", "2"]
     child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"])}
     process = subprocess.Popen(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import ArtifactStore, remove_abandoned
+from unetgan_bench.bench.store import ArtifactStore, remove_abandoned
 
 
 def _write(text: str):

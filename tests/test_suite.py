@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tiny_suites import TRANSLATOR, tiny_text
 
-from bench.plan import build_plan
-from bench.registries import open_source
-from bench.suite import SUITES_DIR, MissingDataRoot, load_suite, parse_suite
+from unetgan_bench.bench.plan import build_plan
+from unetgan_bench.bench.registries import open_source
+from unetgan_bench.bench.suite import MissingDataRoot, builtin_suites, load_suite, parse_suite
 from unetgan_core.errors import UserError
 
-BUILTIN = sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+BUILTIN = sorted(builtin_suites())
 
 TINY = tiny_text(
     seeds=(0, 1), targets=("siemens", "ge"), scenarios=("clean", "noisy", "histmatch", "unetgan"), extra=TRANSLATOR

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.parallel import default_jobs
-from bench.runner import Runner
-from bench.store import ArtifactStore
-from bench.suite import load_suite
+from unetgan_bench.bench.parallel import default_jobs
+from unetgan_bench.bench.runner import Runner
+from unetgan_bench.bench.store import ArtifactStore
+from unetgan_bench.bench.suite import load_suite
 from unetgan_core.metrics import dice_scores
 
 

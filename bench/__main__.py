@@ -1,7 +1,0 @@
-"""``python -m bench``: the same as the ``unetgan-bench`` command."""
-
-import sys
-
-from bench.cli import main
-
-sys.exit(main())

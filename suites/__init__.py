@@ -1,0 +1,1 @@
+"""The built-in suites, TOML files shipped as package data (``unetgan_bench.suites``)."""
