@@ -134,11 +134,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from unetgan_bench.bench.registries import registered
-    from unetgan_bench.bench.suite import builtin_suites
+    from unetgan_bench.bench.suite import builtin_suites, describe_sections
 
     for kind, names in registered().items():
         print(f"{kind}: {', '.join(names)}")
     print(f"built-in suites: {', '.join(sorted(builtin_suites()))}")
+    print("suite settings:")
+    for line in describe_sections():
+        print(f"  {line}")
     return EXIT_OK
 
 

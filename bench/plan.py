@@ -39,14 +39,17 @@ class Task:
         kind: ``unet``, ``translator`` (trained artifacts), ``segmentation``, ``fgsm`` or
             ``throughput`` (measured cells that write rows).
         key: hash of ``config``; the artifact folder name or the cell id.
-        config: everything that determines the task's output.
+        config: everything that determines the task's output, as plain data (its canonical form is hashed).
         deps: keys of the tasks whose artifacts it reads.
+        settings: the typed settings the task runs with (``SegTrainConfig``, ``TranslatorConfig`` or
+            ``ThroughputSection``; None for cells), whose canonical form is in ``config``.
     """
 
     kind: str
     key: str
     config: dict[str, Any]
     deps: tuple[str, ...] = ()
+    settings: Any = dataclasses.field(default=None, compare=False)
 
 
 @dataclasses.dataclass
@@ -66,9 +69,9 @@ class Plan:
         raise KeyError(key)
 
 
-def _task(kind: str, config: dict[str, Any], deps: tuple[str, ...] = ()) -> Task:
+def _task(kind: str, config: dict[str, Any], deps: tuple[str, ...] = (), settings: Any = None) -> Task:
     config = canonical({"artifact_version": ARTIFACT_VERSION, "kind": kind, **config})
-    return Task(kind=kind, key=config_hash(config), config=config, deps=deps)
+    return Task(kind=kind, key=config_hash(config), config=config, deps=deps, settings=settings)
 
 
 def split_name(split: str, fold: int | None) -> str:
@@ -167,7 +170,6 @@ def build_plan(suite: Suite, source) -> Plan:
     source vendor is tested on that fold's subjects. Attacks use the first fold's models.
     """
     from unetgan_core.scenarios import SCENARIOS
-    from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
     data = split_data(suite, source)
     src = suite.vendors.source
@@ -194,7 +196,7 @@ def build_plan(suite: Suite, source) -> Plan:
                 scenario = SCENARIOS.get(name)
                 variant = scenario.unet_variant
                 if (variant, seed, fold) not in unet_of:
-                    train_cfg = SegTrainConfig.from_dict({**suite.unet, "variant": variant})
+                    train_cfg = dataclasses.replace(suite.unet, variant=variant)
                     unet_of[(variant, seed, fold)] = add(
                         _task(
                             "unet",
@@ -207,20 +209,18 @@ def build_plan(suite: Suite, source) -> Plan:
                                 "replicate": seed,
                                 **tag,
                             },
+                            settings=train_cfg,
                         )
                     )
                 unet = unet_of[(variant, seed, fold)]
                 for vendor in suite.all_vendors:
-                    translator = scenario.translator
-                    if translator is not None and vendor == src:
+                    if scenario.translator is not None and vendor == src:
                         continue  # the paper's "-": translation maps targets to the source
-                    pipe: dict[str, Any] = {"unet": unet.key, "adapter": None}
                     deps = [unet.key]
-                    if translator == "histmatch":
-                        pipe["adapter"] = {"kind": "histmatch", "fit": src_key("train")}
-                    elif translator is not None:
-                        t_cfg = TranslatorConfig.from_dict(
-                            {**suite.translator, **translator, "selection": suite.scenarios.selection}
+                    translator_key = None
+                    if scenario.learned_translator:
+                        t_cfg = dataclasses.replace(
+                            scenario.translator_config(suite.translator), selection=suite.scenarios.selection
                         )
                         t_task = add(
                             _task(
@@ -238,10 +238,16 @@ def build_plan(suite: Suite, source) -> Plan:
                                     **tag,
                                 },
                                 (unet.key,),
+                                settings=t_cfg,
                             )
                         )
-                        pipe["adapter"] = {"kind": "translator", "key": t_task.key}
-                        deps.append(t_task.key)
+                        translator_key = t_task.key
+                        deps.append(translator_key)
+                    pipe = {
+                        "scenario": name,
+                        "unet": unet.key,
+                        "adapter": scenario.adapter(src_key("train"), translator_key),
+                    }
                     test = src_key("test") if vendor == src else data[(vendor, "test")].key
                     if fold in (None, 0):
                         pipe_of[(name, vendor, seed)] = (pipe, test)
@@ -297,9 +303,7 @@ def build_plan(suite: Suite, source) -> Plan:
                         )
 
     if suite.throughput is not None:
-        section = dict(suite.throughput)
-        section.setdefault("unet", dict(suite.unet.get("model_kwargs", {})))
-        add(_task("throughput", {"section": section}))
+        add(_task("throughput", {"section": suite.throughput}, settings=suite.throughput))
 
     order = {"unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
     ordered = sorted(tasks.values(), key=lambda t: order[t.kind])  # stable: keeps expansion order within a kind

@@ -1,16 +1,19 @@
-"""Checks a suite's names against the registries, and lists what is registered."""
+"""What is registered (data sources, styles, models, scenarios, attacks, throughput pipelines), and the
+suite's data source.
+
+This module knows nothing of suite files: ``bench.suite`` imports it to check a suite's names, never
+the other way round.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from unetgan_core.errors import UserError
-
-if TYPE_CHECKING:
-    from unetgan_bench.bench.suite import Suite
+from unetgan_core.registry import Registry
 
 
-def _registries() -> dict:
+def _registries() -> dict[str, Registry]:
     from unetgan_core.attacks import ATTACKS
     from unetgan_core.data.phantom.styles import STYLES
     from unetgan_core.data.sources import DATA_SOURCES, import_loaders
@@ -18,6 +21,7 @@ def _registries() -> dict:
     from unetgan_core.scenarios import SCENARIOS
     from unetgan_core.throughput.pipelines import WORKLOADS
 
+    # The real-data sources register on import; list them before any source is created.
     import_loaders()
     return {
         "data sources": DATA_SOURCES,
@@ -29,47 +33,30 @@ def _registries() -> dict:
     }
 
 
+def registry(kind: str) -> Registry:
+    """The registry of ``kind`` (a key of ``registered()``, e.g. ``"scenarios"``)."""
+    return _registries()[kind]
+
+
 def registered() -> dict[str, list[str]]:
     """Every registry's names, for ``unetgan-bench list``."""
     return {kind: reg.names() for kind, reg in _registries().items()}
 
 
-def _known(where: str, key: str, names: list[str], allowed: list[str]) -> None:
+def known(where: str, key: str, names: list[str], allowed: list[str]) -> None:
+    """Raise ``UserError`` for the first of ``names`` that is not in ``allowed``, listing what is."""
     for name in names:
         if name not in allowed:
             raise UserError(f"{where} {key}: unknown name {name!r}; allowed: {', '.join(allowed)}")
 
 
-def check_names(suite: Suite, where: str) -> None:
-    """Reject names a suite uses that nothing registers, and invalid training settings."""
-    from unetgan_core.training import SegTrainConfig, TranslatorConfig
+def open_source(suite: Any, where: str):
+    """Create a suite's data source from its ``[data]`` table and declared styles (cheap: nothing is read yet).
 
-    regs = _registries()
-    _known(f"{where}: [data]", "source", [suite.data["source"]], regs["data sources"].names())
-    _known(f"{where}: [scenarios]", "run", suite.scenarios.run, regs["scenarios"].names())
-    if suite.fgsm is not None:
-        _known(f"{where}: [fgsm]", "attacks", suite.fgsm.attacks, regs["attacks"].names())
-        _known(f"{where}: [fgsm]", "scenarios", suite.fgsm.scenarios, suite.scenarios.run)
-        _known(f"{where}: [fgsm]", "vendors", suite.fgsm.vendors, suite.all_vendors)
-        _known(f"{where}: [fgsm]", "seeds", [str(s) for s in suite.fgsm.seeds], [str(s) for s in suite.suite.seeds])
-    if suite.throughput is not None:
-        from unetgan_core.throughput.pipelines import parse_section
-
-        try:
-            parse_section(suite.throughput)
-        except UserError as exc:
-            raise UserError(f"{where}: [throughput] {str(exc).removeprefix('[throughput]: ')}") from None
-    for table, cls in (("unet", SegTrainConfig), ("translator", TranslatorConfig)):
-        try:
-            cls.from_dict(getattr(suite, table))
-        except UserError as exc:
-            raise UserError(f"{where}: [{table}] {exc}") from None
-    source = open_source(suite, where)
-    _known(f"{where}: [vendors]", "source/targets", suite.all_vendors, source.vendors())
-
-
-def open_source(suite: Suite, where: str):
-    """Create the suite's data source (cheap: nothing is generated or read yet)."""
+    Args:
+        suite: a loaded ``bench.suite.Suite`` (its ``data`` and ``vendors.styles`` are read).
+        where: names the suite file in error messages.
+    """
     from unetgan_core.data.sources import create_source
 
     options = {k: v for k, v in suite.data.items() if k != "source"}
@@ -79,7 +66,5 @@ def open_source(suite: Suite, where: str):
         options["styles"] = suite.vendors.styles
     try:
         return create_source(suite.data["source"], **options)
-    except UserError as exc:
-        raise UserError(f"{where}: [data] {exc}") from None
-    except TypeError as exc:
+    except (UserError, TypeError) as exc:
         raise UserError(f"{where}: [data] {exc}") from None

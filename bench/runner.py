@@ -122,31 +122,35 @@ class Runner:
 
     def _train(self, task: Task, out: Path) -> None:
         with self.timed(STAGE_OF[task.kind]):
-            cfg, data = task.config, self.training_data(task)
+            data = self.training_data(task)
             if task.kind == "unet":
-                steps.train_unet(cfg, data["train"], data["val"], out, self.device, self.progress)
+                steps.train_unet(task, data["train"], data["val"], out, self.device, self.progress)
             else:
-                steps.train_translator(cfg, self.unet(cfg["unet"]), data, out, self.device, self.progress)
+                steps.train_translator(task, self.unet(task.config["unet"]), data, out, self.device, self.progress)
 
     def train_for(self, cells: list[Task]) -> None:
         """Train the models ``cells`` need, ``jobs`` at a time (``bench.parallel``); failures are kept for the cells."""
         self._failed = parallel.train_missing(self, cells, self.jobs)
 
     def unet(self, key: str):
+        """The trained Unet of the ``unet`` task ``key`` (trained first if needed; loaded once per process)."""
+        return self._model(key)
+
+    def _model(self, key: str):
         if key not in self._models:
             self._models[key] = steps.load_model(self.artifact(self.plan.task(key)) / "model.pt", self.device)
         return self._models[key]
 
     def pipeline(self, spec: dict[str, Any]):
-        adapter = spec["adapter"]
-        translator = None
-        if adapter and adapter["kind"] == "translator":
-            if adapter["key"] not in self._models:
-                path = self.artifact(self.plan.task(adapter["key"])) / "model.pt"
-                self._models[adapter["key"]] = steps.load_model(path, self.device)
-            translator = self._models[adapter["key"]]
-        fit = self.data(adapter["fit"]) if adapter and adapter["kind"] == "histmatch" else None
-        return steps.build_pipeline(self.unet(spec["unet"]), adapter, translator, fit)
+        """The pipeline of a cell's ``pipeline`` spec, built by its scenario from the models and data it names."""
+        from unetgan_core.scenarios import SCENARIOS
+
+        adapter = spec["adapter"] or {}
+        return SCENARIOS.get(spec["scenario"]).build_pipeline(
+            self.unet(spec["unet"]),
+            generator=self._model(adapter["key"]) if "key" in adapter else None,
+            fit_images=self.data(adapter["fit"]).images if "fit" in adapter else None,
+        )
 
     def selection_of(self, spec: dict[str, Any]) -> str:
         adapter = spec["adapter"]
@@ -175,7 +179,7 @@ class Runner:
         }
         if task.kind == "throughput":
             with self.timed("throughput"):
-                rows = steps.measure_throughput(cfg, self.device)
+                rows = steps.measure_throughput(task, self.device)
             settings = ("pipeline", "batch", "requested_batch", "image_size", "precision", "channels_last", "compile")
             return [
                 {

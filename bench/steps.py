@@ -15,19 +15,26 @@ import numpy as np
 import pandas as pd
 import torch
 
+from unetgan_bench.bench.plan import Task
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.device import cpu_threads
+from unetgan_core.inference import translate
+from unetgan_core.pipelines import UnetPipeline
 
 FAST_PATH_CHECK_IMAGES = 64  # images on which the fast path's Dice is compared with fp32
 
 
 # -- training ----------------------------------------------------------------------------
-def train_unet(cfg: dict[str, Any], train: SliceSet, val: SliceSet, out: Path, device: str, progress: bool) -> None:
-    """Train one LV-Unet variant; writes ``model.pt`` (+ config JSON), ``history.json``, ``train_log.jsonl``."""
-    from unetgan_core.checkpoint import save_checkpoint
-    from unetgan_core.training import SegTrainConfig, train_segmenter
+def train_unet(task: Task, train: SliceSet, val: SliceSet, out: Path, device: str, progress: bool) -> None:
+    """Train one LV-Unet variant; writes ``model.pt`` (+ config JSON), ``history.json``, ``train_log.jsonl``.
 
-    train_cfg = SegTrainConfig.from_dict(cfg["config"])
+    Args:
+        task: a ``unet`` task; ``task.settings`` is its ``SegTrainConfig``.
+    """
+    from unetgan_core.checkpoint import save_checkpoint
+    from unetgan_core.training import train_segmenter
+
+    cfg, train_cfg = task.config, task.settings
     with cpu_threads(cfg["threads"]):
         model, history = train_segmenter(
             train, val, train_cfg, seed=cfg["seed"], device=device, log_path=out / "train_log.jsonl", progress=progress
@@ -41,14 +48,17 @@ def train_unet(cfg: dict[str, Any], train: SliceSet, val: SliceSet, out: Path, d
 
 
 def train_translator(
-    cfg: dict[str, Any], unet: torch.nn.Module, data: dict[str, SliceSet], out: Path, device: str, progress: bool
+    task: Task, unet: torch.nn.Module, data: dict[str, SliceSet], out: Path, device: str, progress: bool
 ) -> None:
-    """Train one translator (CycleGAN or Unet-GAN) for a target; keeps the target->source generator."""
+    """Train one translator (CycleGAN or Unet-GAN) for a target; keeps the target->source generator.
+
+    Args:
+        task: a ``translator`` task; ``task.settings`` is its ``TranslatorConfig``.
+    """
     from unetgan_core.checkpoint import save_checkpoint
-    from unetgan_core.training import TranslatorConfig
     from unetgan_core.training import train_translator as fit
 
-    t_cfg = TranslatorConfig.from_dict(cfg["config"])
+    cfg, t_cfg = task.config, task.settings
     with cpu_threads(cfg["threads"]):
         generator, history = fit(
             data["source_train"],
@@ -75,29 +85,6 @@ def load_model(path: Path, device: str) -> torch.nn.Module:
 
     model = build_from_checkpoint(path, map_location=device)
     return model.to(device).eval()
-
-
-def build_pipeline(unet, adapter: dict | None, translator, fit: SliceSet | None):
-    """The scenario's pipeline: a Unet alone, after histogram matching, or after a generator."""
-    from unetgan_core.histmatch import HistogramMatcher
-    from unetgan_core.pipelines import HistMatchPipeline, TranslatedPipeline, UnetPipeline
-
-    if adapter is None:
-        return UnetPipeline(unet)
-    if adapter["kind"] == "histmatch":
-        return HistMatchPipeline(HistogramMatcher.fit(fit.images), unet)
-    return TranslatedPipeline(translator, unet)
-
-
-@torch.no_grad()
-def translate(generator: torch.nn.Module, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Images ``[N, H, W]`` in [0, 1] passed through a generator, as float32 numpy."""
-    device = next(generator.parameters()).device
-    out = [
-        generator(torch.from_numpy(images[i : i + batch_size])[:, None].to(device)).cpu()[:, 0]
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out).numpy().astype(np.float32) if out else images.copy()
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -198,10 +185,11 @@ def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list
     return rows, panels
 
 
-def measure_throughput(cfg: dict[str, Any], device: str) -> list[dict[str, Any]]:
+def measure_throughput(task: Task, device: str) -> list[dict[str, Any]]:
+    """The throughput rows of a ``throughput`` task (``task.settings`` is its ``ThroughputSection``)."""
     from unetgan_core.throughput.pipelines import run_throughput
 
-    return run_throughput(dict(cfg["section"]), device=device)
+    return run_throughput(task.settings, device=device)
 
 
 def save_panels(path: Path, panels: dict[str, Any]) -> None:
@@ -231,14 +219,13 @@ def write_figures(runner) -> None:
         test = test.take(test.labelled)
         pick = _spread(test, n)
         pipeline = runner.pipeline(cfg["pipeline"])
-        clean = runner.pipeline({"unet": cfg["pipeline"]["unet"], "adapter": None})
         images = test.images[pick]
         save_panels(
             path,
             {
                 "original": images,
-                "translated": translate(pipeline.generator, images),
-                "pred_before": clean.predict(images),
+                "translated": translate(pipeline.generator, images)[:, 0].cpu().numpy(),
+                "pred_before": UnetPipeline(pipeline.unet).predict(images),
                 "pred_after": pipeline.predict(images),
                 "label": test.labels[pick],
                 "scenario": np.array(cfg["scenario"]),

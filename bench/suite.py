@@ -20,8 +20,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from unetgan_bench.bench.schema import field, load_table
+from unetgan_bench.bench.registries import known, open_source, registry
+from unetgan_bench.bench.schema import describe, field, load_table
 from unetgan_core.errors import DataError, UserError
+from unetgan_core.hashing import canonical
+from unetgan_core.names import NAME_RULE, check_name
+from unetgan_core.throughput.pipelines import ThroughputSection, parse_section
+from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +34,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SPLIT_NAMES = ("train", "val", "test")
+MAX_SEED = 2**31 - 1  # seeds are 31-bit (``hashing.derive_seed``)
+MAX_SUBJECTS = 1_000_000  # largest subject count of a split
 # Data source -> environment variable that names its root when neither the suite nor --data-root does.
 ROOT_ENV = {"mnms": "UNETGAN_MNMS_ROOT", "acdc": "UNETGAN_ACDC_ROOT", "sunnybrook": "UNETGAN_SUNNYBROOK_ROOT"}
 # Where each source's layout is documented (its module's LAYOUT constant), for the missing-root message.
@@ -47,7 +54,7 @@ class SuiteSection:
     name: str = field(doc="suite name, shown in reports")
     description: str = field("", doc="one paragraph on what the suite measures")
     seeds: list[int] = field(
-        [0], doc="replicate seeds; every trained model is trained once per seed", nonempty=True, ge=0
+        [0], doc="replicate seeds; every trained model is trained once per seed", nonempty=True, ge=0, le=MAX_SEED
     )
     device: str = field("cpu", doc="where to train and evaluate", choices=("cpu", "cuda", "auto"))
     fast_path: bool = field(
@@ -59,7 +66,11 @@ class SuiteSection:
         1,
         doc="CPU threads of each training task; part of a trained model's key, because torch's CPU sums depend on the thread count (the same weights on any machine and for any --jobs)",
         ge=1,
+        le=1024,
     )
+
+    def __post_init__(self) -> None:
+        check_name("suite name", self.name, "name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,10 +81,19 @@ class VendorSection:
     )
     styles: dict = field({}, doc="phantom only: new styles declared as parameter ranges, name -> table")
 
+    def __post_init__(self) -> None:
+        check_name("vendor", self.source, "source")
+        for vendor in self.targets:
+            check_name("vendor", vendor, "targets")
+        for style, ranges in self.styles.items():
+            check_name("style", style, "styles")
+            if not isinstance(ranges, dict):
+                raise UserError(f"styles.{style}: expected a table of parameter ranges, got {ranges!r}")
+
 
 @dataclasses.dataclass(frozen=True)
 class SplitSection:
-    seed: int = field(0, doc="seed of the subject split (fixed across replicate seeds)", ge=0)
+    seed: int = field(0, doc="seed of the subject split (fixed across replicate seeds)", ge=0, le=MAX_SEED)
     source: dict = field(
         {"train": 0.6, "val": 0.15, "test": 0.25}, doc="source subjects per split (counts or fractions)"
     )
@@ -86,12 +106,14 @@ class SplitSection:
         doc="cross-validation by subject: the source subjects form this many groups and each is tested once "
         "by a Unet trained on the others (0 = off; replaces the source split)",
         ge=0,
+        le=1000,
     )
     fold_val: float = field(
         0.0,
         doc="with folds: source subjects of each fold's training part held out for validation: a whole count "
         "(1, 2, ...) or a fraction in (0, 1); 0 = none, the Unet keeps its final epoch",
         ge=0.0,
+        le=MAX_SUBJECTS,
     )
 
 
@@ -108,7 +130,7 @@ class ScenarioSection:
 @dataclasses.dataclass(frozen=True)
 class MetricSection:
     hd95: bool = field(True, doc="also measure the 95th-percentile Hausdorff distance (mm)")
-    bootstrap_samples: int = field(2000, doc="bootstrap resamples for 95% confidence intervals", ge=100)
+    bootstrap_samples: int = field(2000, doc="bootstrap resamples for 95% confidence intervals", ge=100, le=1_000_000)
     figure_images: int = field(4, doc="images per target in the translation figure", ge=0, le=16)
 
 
@@ -120,23 +142,24 @@ class FgsmSection:
     )
     scenarios: list[str] = field(["clean"], doc="pipelines to attack", nonempty=True)
     vendors: list[str] = field([], doc="vendors to attack (default: source and targets)")
-    n_images: int = field(16, doc="test images attacked per vendor", ge=1)
+    n_images: int = field(16, doc="test images attacked per vendor", ge=1, le=100_000)
     target: str = field(
         "label", doc="loss against the ground truth or the model's own prediction", choices=("label", "prediction")
     )
-    pgd_steps: int = field(10, doc="PGD iterations", ge=1)
+    pgd_steps: int = field(10, doc="PGD iterations", ge=1, le=100_000)
     pgd_step_fraction: float = field(0.25, doc="PGD step size as a fraction of eps", gt=0.0, le=1.0)
-    seeds: list[int] = field([], doc="replicate seeds to attack (default: the first suite seed)")
+    seeds: list[int] = field([], doc="replicate seeds to attack (default: the first suite seed)", ge=0, le=MAX_SEED)
 
 
 @dataclasses.dataclass(frozen=True)
 class CompareSection:
-    dice_drop: float = field(0.005, doc="largest allowed Dice drop per vendor and scenario", ge=0.0)
-    throughput_ratio: float = field(0.8, doc="smallest allowed new/base images-per-second ratio", gt=0.0)
+    dice_drop: float = field(0.005, doc="largest allowed Dice drop per vendor and scenario", ge=0.0, le=1.0)
+    throughput_ratio: float = field(0.8, doc="smallest allowed new/base images-per-second ratio", gt=0.0, le=1000.0)
     dice_drop_other_hardware: float = field(
         0.05,
         doc="largest allowed Dice drop when the two runs used different numerics (device model, torch's CPU kernels or torch build): training then takes other float paths and deterministic runs still move",
         ge=0.0,
+        le=1.0,
     )
 
 
@@ -147,12 +170,12 @@ class Suite:
     data: dict[str, Any]
     vendors: VendorSection
     splits: SplitSection
-    unet: dict[str, Any]
-    translator: dict[str, Any]
+    unet: SegTrainConfig
+    translator: TranslatorConfig
     scenarios: ScenarioSection
     metrics: MetricSection
     fgsm: FgsmSection | None
-    throughput: dict[str, Any] | None  # validated by unetgan_core.throughput.pipelines.parse_section
+    throughput: ThroughputSection | None
     compare: CompareSection
 
     @property
@@ -164,8 +187,8 @@ class Suite:
         return [self.vendors.source, *self.vendors.targets]
 
     def resolved(self) -> dict[str, Any]:
-        """The whole suite as plain data (stored in the manifest and every row)."""
-        out = dataclasses.asdict(self)
+        """The whole suite as plain JSON data (stored in the manifest and every row)."""
+        out = canonical(self)
         out.pop("path")
         return out
 
@@ -173,19 +196,30 @@ class Suite:
         return dataclasses.replace(self, suite=dataclasses.replace(self.suite, seeds=list(seeds)))
 
 
-SECTIONS = {
-    "suite",
-    "data",
-    "vendors",
-    "splits",
-    "unet",
-    "translator",
-    "scenarios",
-    "metrics",
-    "fgsm",
-    "throughput",
-    "compare",
+# Every table but [data] (whose options belong to the data source) is loaded by one of these.
+SECTION_TYPES: dict[str, type] = {
+    "suite": SuiteSection,
+    "vendors": VendorSection,
+    "splits": SplitSection,
+    "unet": SegTrainConfig,
+    "translator": TranslatorConfig,
+    "scenarios": ScenarioSection,
+    "metrics": MetricSection,
+    "fgsm": FgsmSection,
+    "throughput": ThroughputSection,
+    "compare": CompareSection,
 }
+SECTIONS = {"data", *SECTION_TYPES}
+
+
+def describe_sections() -> list[str]:
+    """One line per suite setting (table, key, type with bounds, default, doc), and the rule for names."""
+    lines = []
+    for table, cls in SECTION_TYPES.items():
+        for key, kind, default, doc in describe(cls):
+            lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
+    lines.append(f"names (suite, vendors, styles, scenarios): {NAME_RULE}")
+    return lines
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -212,11 +246,14 @@ def _check_split(table: Any, where: str) -> None:
     if not isinstance(table, dict) or set(table) != set(SPLIT_NAMES):
         raise UserError(f"{where}: expected a table with keys train, val, test; got {table!r}")
     values = list(table.values())
-    if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+    if all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SUBJECTS for v in values):
         return
     if all(isinstance(v, float) and 0 < v < 1 for v in values) and sum(values) <= 1.0 + 1e-9:
         return
-    raise UserError(f"{where}: expected subject counts >= 1 or fractions in (0, 1) summing to at most 1; got {table!r}")
+    raise UserError(
+        f"{where}: expected subject counts in 1..{MAX_SUBJECTS} or fractions in (0, 1) summing to at most 1; "
+        f"got {table!r}"
+    )
 
 
 def resolve_data_root(data: dict[str, Any], where: str, data_root: str | Path | None = None) -> dict[str, Any]:
@@ -277,29 +314,57 @@ def _check_targets(suite: Suite, where: str) -> None:
     """Scenarios that adapt target images need targets; a one-vendor suite may run only Unet scenarios."""
     if suite.vendors.targets:
         return
-    from unetgan_core.scenarios import SCENARIOS
-
-    adapting = [name for name in suite.scenarios.run if SCENARIOS.get(name).translator is not None]
+    scenarios = registry("scenarios")
+    adapting = [name for name in suite.scenarios.run if scenarios.get(name).translator is not None]
     if adapting:
-        unet_only = ", ".join(n for n in SCENARIOS.names() if SCENARIOS.get(n).translator is None)
+        unet_only = ", ".join(n for n in scenarios.names() if scenarios.get(n).translator is None)
         raise UserError(
             f"{where}: [scenarios] run: {adapting[0]!r} adapts target-vendor images but [vendors] targets is empty; "
             f"use Unet-only scenarios ({unet_only})"
         )
 
 
+def _read_toml(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise UserError(f"{where}: not valid TOML (arrays or tables nested too deeply)") from None
+
+
+def _throughput(raw: dict[str, Any], unet: SegTrainConfig, where: str) -> ThroughputSection | None:
+    """The ``[throughput]`` section; its ``unet`` options default to the suite's ``[unet] model_kwargs``."""
+    if "throughput" not in raw:
+        return None
+    table = raw["throughput"]
+    if isinstance(table, dict) and "unet" not in table:
+        table = {**table, "unet": unet.model_kwargs}
+    return parse_section(table, where=f"{where}: [throughput]")
+
+
+def check_names(suite: Suite, where: str) -> None:
+    """Reject names a suite uses that nothing registers (data source, scenarios, attacks, vendors)."""
+    known(f"{where}: [data]", "source", [suite.data["source"]], registry("data sources").names())
+    known(f"{where}: [scenarios]", "run", suite.scenarios.run, registry("scenarios").names())
+    if suite.fgsm is not None:
+        known(f"{where}: [fgsm]", "attacks", suite.fgsm.attacks, registry("attacks").names())
+        known(f"{where}: [fgsm]", "scenarios", suite.fgsm.scenarios, suite.scenarios.run)
+        known(f"{where}: [fgsm]", "vendors", suite.fgsm.vendors, suite.all_vendors)
+        known(f"{where}: [fgsm]", "seeds", [str(s) for s in suite.fgsm.seeds], [str(s) for s in suite.suite.seeds])
+    source = open_source(suite, where)
+    known(f"{where}: [vendors]", "source/targets", suite.all_vendors, source.vendors())
+
+
 def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> Suite:
-    """Parse and validate suite TOML ``text``.
+    """Parse and validate suite TOML ``text``: every table is loaded once, into frozen dataclasses.
 
     Args:
         text: the suite file's content.
         where: names the file in error messages.
         data_root: overrides ``[data] root`` before the data source is opened (``--data-root``).
     """
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{where}: not valid TOML ({exc})") from None
+    raw = _read_toml(text, where)
     unknown = sorted(set(raw) - SECTIONS)
     if unknown:
         raise UserError(f"{where}: unknown table [{unknown[0]}]; allowed: {', '.join(sorted(SECTIONS))}")
@@ -310,22 +375,19 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
     data = raw["data"]
     if not isinstance(data, dict) or not isinstance(data.get("source"), str):
         raise UserError(f"{where}: [data] source: expected a string naming a data source (see `unetgan-bench list`)")
-    for name in ("unet", "translator", "throughput"):
-        if name in raw and not isinstance(raw[name], dict):
-            raise UserError(f"{where}: [{name}] must be a table")
-
+    unet = load_table(SegTrainConfig, raw.get("unet", {}), f"{where}: [unet]")
     suite = Suite(
         path=where,
         suite=load_table(SuiteSection, raw["suite"], f"{where}: [suite]"),
         data=resolve_data_root(data, where, data_root),
         vendors=load_table(VendorSection, raw["vendors"], f"{where}: [vendors]"),
         splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
-        unet=dict(raw.get("unet", {})),
-        translator=dict(raw.get("translator", {})),
+        unet=unet,
+        translator=load_table(TranslatorConfig, raw.get("translator", {}), f"{where}: [translator]"),
         scenarios=load_table(ScenarioSection, raw["scenarios"], f"{where}: [scenarios]"),
         metrics=load_table(MetricSection, raw.get("metrics", {}), f"{where}: [metrics]"),
         fgsm=load_table(FgsmSection, raw["fgsm"], f"{where}: [fgsm]") if "fgsm" in raw else None,
-        throughput=dict(raw["throughput"]) if isinstance(raw.get("throughput"), dict) else None,
+        throughput=_throughput(raw, unet, where),
         compare=load_table(CompareSection, raw.get("compare", {}), f"{where}: [compare]"),
     )
     _check_split(suite.splits.source, f"{where}: [splits] source")
@@ -339,12 +401,6 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
     if len(set(suite.suite.seeds)) != len(suite.suite.seeds):
         raise UserError(f"{where}: [suite] seeds: a seed is listed twice")
     _check_folds(suite, raw.get("splits"), where)
-    from unetgan_bench.bench.registries import check_names
-    from unetgan_core.data.sources import import_loaders
-
-    # The real-data sources register on import; check_names lists the registry before any source is created.
-    import_loaders()
-
     check_names(suite, where)
     _check_targets(suite, where)
     return suite

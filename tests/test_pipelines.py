@@ -91,3 +91,17 @@ def test_predict_rejects_wrong_shapes_and_handles_an_empty_stack(unet):
         pipe.logits(torch.zeros(2, SIZE, SIZE))
     empty = pipe.predict(np.zeros((0, SIZE, SIZE), np.float32))
     assert empty.shape == (0, SIZE, SIZE) and empty.dtype == np.uint8
+
+
+def test_inference_helpers_agree_with_the_pipelines(unet, images) -> None:
+    """``inference.segment``/``translate`` (selection, validation, figures) give what the pipelines predict."""
+    from unetgan_core.inference import segment, translate
+
+    assert np.array_equal(segment(unet, images, batch_size=2), UnetPipeline(unet).predict(images))
+    brighten = Brighten()
+    translated = translate(brighten, images, batch_size=2)
+    assert translated.shape == (len(images), 1, SIZE, SIZE)
+    assert torch.allclose(translated[:, 0], torch.from_numpy(images + 0.1).clamp(0, 1))
+    assert np.array_equal(segment(unet, translated), TranslatedPipeline(brighten, unet).predict(images))
+    assert translate(brighten, images[:0]).shape == (0, 1, SIZE, SIZE)
+    assert segment(unet, images[:0]).shape == (0, SIZE, SIZE)

@@ -7,9 +7,8 @@ import pytest
 
 from unetgan_core.device import seed_everything
 from unetgan_core.errors import UserError
-from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.models import create_model
-from unetgan_core.scenarios import SCENARIOS, Scenario, build_pipeline
+from unetgan_core.scenarios import SCENARIOS, Scenario
 from unetgan_core.training import TranslatorConfig, build_translator_models
 
 SIZE = 32
@@ -23,14 +22,13 @@ def parts():
     return {
         "unet": create_model("lv_unet", width=4),
         "generator": build_translator_models(cfg, seed=0)["g_s"],
-        "matcher": HistogramMatcher.fit(images),
         "images": images,
     }
 
 
 @pytest.mark.parametrize("name", SCENARIOS.names())
 def test_every_scenario_builds_a_pipeline_that_predicts_label_maps(name, parts):
-    pipe = build_pipeline(name, parts["unet"], generator=parts["generator"], matcher=parts["matcher"])
+    pipe = SCENARIOS.get(name).build_pipeline(parts["unet"], generator=parts["generator"], fit_images=parts["images"])
     pred = pipe.predict(parts["images"])
     assert pipe.name == name
     assert pred.shape == parts["images"].shape and pred.dtype == np.uint8
@@ -57,14 +55,27 @@ def test_translator_overrides_apply_on_top_of_the_suite_settings():
         SCENARIOS.get("histmatch").translator_config(base)
 
 
+def test_adapters_name_what_each_pipeline_reads():
+    """The scenario says what its pipeline needs besides the Unet; the plan puts it into the cell's key."""
+    assert SCENARIOS.get("clean").adapter("src-train") is None
+    assert SCENARIOS.get("histmatch").adapter("src-train") == {"kind": "histmatch", "fit": "src-train"}
+    assert SCENARIOS.get("unetgan").adapter("src-train", "t-key") == {"kind": "translator", "key": "t-key"}
+    with pytest.raises(UserError, match="needs the key of its trained translator"):
+        SCENARIOS.get("cyclegan").adapter("src-train")
+
+
 def test_missing_parts_and_bad_scenarios_are_user_errors(parts):
     with pytest.raises(UserError, match="needs a trained translator generator"):
-        build_pipeline("unetgan", parts["unet"])
-    with pytest.raises(UserError, match="needs a fitted histogram matcher"):
-        build_pipeline("histmatch", parts["unet"])
+        SCENARIOS.get("unetgan").build_pipeline(parts["unet"])
+    with pytest.raises(UserError, match="needs source images to fit its histogram matcher"):
+        SCENARIOS.get("histmatch").build_pipeline(parts["unet"])
     with pytest.raises(UserError, match="unknown scenario 'unet-gan'"):
-        build_pipeline("unet-gan", parts["unet"])
-    with pytest.raises(UserError, match="unknown key 'lambda_feat'"):
+        SCENARIOS.get("unet-gan")
+    with pytest.raises(UserError, match="scenario typo: translator: unknown key 'lambda_feat'"):
         Scenario("typo", "clean", {"lambda_feat": 1.0}, "misspelt override")
+    with pytest.raises(UserError, match="scenario typo: translator lambda_unet: expected a finite number"):
+        Scenario("typo", "clean", {"lambda_unet": float("inf")}, "infinite weight")
     with pytest.raises(UserError, match="unknown unet_variant"):
         Scenario("bad", "blurry", None, "unknown variant")
+    with pytest.raises(UserError, match="scenario name 'a/b' is not allowed"):
+        Scenario("a/b", "clean", None, "a name that would become a path")

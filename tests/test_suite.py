@@ -89,6 +89,42 @@ BROKEN = [
     ("[fgsm]\neps = [0.0, 2.0]", r"\[fgsm\] eps: expected a value <= 1"),
     ("[nonsense]\na = 1", r"unknown table \[nonsense\]"),
     ("[suite\nname=", r"not valid TOML"),
+    # Numeric policy: finite numbers only, and an upper bound on every count and rate.
+    ("[unet]\nlr = inf", r"\[unet\] lr: expected a finite number, got inf"),
+    ("[unet]\nlr = nan", r"\[unet\] lr: expected a finite number"),
+    ("[fgsm]\neps = [nan]", r"\[fgsm\] eps: expected a finite number"),
+    ("[compare]\ndice_drop = inf", r"\[compare\] dice_drop: expected a finite number"),
+    ("[compare]\ndice_drop = nan", r"\[compare\] dice_drop: expected a finite number"),
+    ("[unet]\nepochs = 1e12", r"\[unet\] epochs: expected an integer"),
+    ("[unet]\nepochs = 1000000000000", r"\[unet\] epochs: expected a value <= 10000"),
+    ("[translator]\nsteps = 1000000000", r"\[translator\] steps: expected a value <= 1000000"),
+    ("[metrics]\nbootstrap_samples = 1000000000", r"\[metrics\] bootstrap_samples: expected a value <= "),
+    ("[splits]\nsource = { train = 10000000, val = 1, test = 1 }", r"\[splits\] source: expected subject counts"),
+    # Model options are checked against the model's constructor.
+    ("[unet]\nmodel_kwargs = { bogus = 1 }", r"\[unet\] model_kwargs: lv_unet: unknown option 'bogus'; allowed: "),
+    ("[unet]\nmodel_kwargs = { width = 0 }", r"\[unet\] model_kwargs: lv_unet: .*width >= 1"),
+    ("[unet]\nmodel_kwargs = { width = 100000 }", r"\[unet\] model_kwargs: lv_unet: width: expected a value <= "),
+    ('[unet]\nmodel_kwargs = { width = "wide" }', r"\[unet\] model_kwargs: lv_unet: width: expected an integer"),
+    ("[translator]\ngenerator = { widht = 4 }", r"\[translator\] generator: resnet_generator: unknown option"),
+    ("[throughput]\nunet = { bogus = 1 }", r"\[throughput\] unet: lv_unet: unknown option 'bogus'"),
+    # Throughput settings go through the same loader (the table is named once).
+    ("[throughput]\nbatch_sizes = [0]", r"^broken.toml: \[throughput\] batch_sizes: expected a value >= 1"),
+    ('[throughput]\npipelines = ["nope"]', r"\[throughput\] pipelines: unknown throughput pipeline 'nope'"),
+    ("[throughput]\nrepeats = inf", r"\[throughput\] repeats: expected an integer"),
+    # Names that become paths.
+    ('[suite]\nname = "../../etc"', r"\[suite\] name: suite name '../../etc' is not allowed; a name is "),
+    ('[suite]\nname = ""', r"\[suite\] name: suite name '' is not allowed"),
+    ('[suite]\nname = "a\\u0000b"', r"\[suite\] name: suite name 'a\\x00b' is not allowed"),
+    ('[suite]\nname = "' + "x" * 100_000 + '"', r"\[suite\] name: suite name 'x+\.\.\. \(100002 characters\)"),
+    (
+        '[vendors]\nsource = "philips"\ntargets = ["siemens"]\n[vendors.styles."x/../../../../trav_escape"]\nbase = "ge"',
+        r"\[vendors\] styles: style 'x/../../../../trav_escape' is not allowed",
+    ),
+    (
+        '[vendors]\nsource = "philips"\ntargets = ["siemens"]\n[vendors.styles."a/b"]\nbase = "ge"',
+        r"\[vendors\] styles: style 'a/b' is not allowed",
+    ),
+    ('[vendors]\nsource = "philips"\ntargets = ["../ge"]', r"\[vendors\] targets: vendor '../ge' is not allowed"),
 ]
 
 
@@ -111,6 +147,38 @@ def test_broken_suite_gives_one_line_naming_file_and_key(patch: str, message: st
     assert "\n" not in text
     assert text.startswith("broken.toml")
     assert re.search(message, text), text
+
+
+def test_deeply_nested_suite_is_a_one_line_error() -> None:
+    text = TINY + "[compare]\ndice_drop = " + "[" * 5000 + "]" * 5000 + "\n"
+    with pytest.raises(UserError) as info:
+        parse_suite(text, "deep.toml")
+    assert str(info.value) == "deep.toml: not valid TOML (arrays or tables nested too deeply)"
+
+
+def test_sections_are_typed_and_frozen() -> None:
+    """Every table is loaded once into a frozen dataclass; nested tables keep their values."""
+    import dataclasses
+
+    from unetgan_core.throughput.pipelines import ThroughputSection
+    from unetgan_core.training import SegTrainConfig, TranslatorConfig
+
+    suite = load_suite("smoke")
+    assert isinstance(suite.unet, SegTrainConfig) and suite.unet.model_kwargs == {"width": 8}
+    assert isinstance(suite.translator, TranslatorConfig) and suite.translator.generator["n_blocks"] == 1
+    assert isinstance(suite.throughput, ThroughputSection) and suite.throughput.batch_sizes == (4,)
+    # [throughput] unet options default to the suite's Unet.
+    assert suite.throughput.unet == {"width": 8}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        suite.unet.epochs = 1  # type: ignore[misc]
+
+
+def test_resolved_suite_is_plain_json_data() -> None:
+    """The manifest stores ``resolved()``; read back from JSON it must compare equal (a resumed run checks it)."""
+    import json
+
+    suite = load_suite("smoke")
+    assert json.loads(json.dumps(suite.resolved())) == suite.resolved()
 
 
 _values = st.one_of(
@@ -178,3 +246,25 @@ def test_suites_meant_to_reuse_quick_unets_do(name: str) -> None:
     unets = {t.key for t in build_plan(quick, open_source(quick, "q")).tasks if t.kind == "unet"}
     needed = {t.key for t in build_plan(other, open_source(other, "o")).tasks if t.kind == "unet"}
     assert needed <= unets
+
+
+def test_registries_do_not_import_the_suite_loader() -> None:
+    """Layers point one way: ``bench.suite`` uses ``bench.registries``, never the reverse."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, unetgan_bench.bench.registries as r; r.registered(); "
+        "print('unetgan_bench.bench.suite' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_every_setting_is_described_with_its_bounds() -> None:
+    from unetgan_bench.bench.suite import describe_sections
+
+    lines = describe_sections()
+    assert any(line.startswith("[unet] epochs: an integer (ge 1, le 10000); default 35;") for line in lines)
+    assert any(line.startswith("[throughput] batch_sizes: ") and "le 65536" in line for line in lines)
+    assert lines[-1].startswith("names (suite, vendors, styles, scenarios): 1-64 characters")

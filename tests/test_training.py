@@ -16,6 +16,7 @@ from unetgan_core.device import seed_everything
 from unetgan_core.errors import UserError
 from unetgan_core.losses import segmentation_loss
 from unetgan_core.models import create_model
+from unetgan_core.schema import load_table
 from unetgan_core.training import (
     AugmentSettings,
     SegTrainConfig,
@@ -64,30 +65,47 @@ def toy_slices(n: int, size: int, seed: int, vendor: str = "src", gamma: float =
 
 
 @pytest.mark.parametrize("cls", [SegTrainConfig, TranslatorConfig])
-def test_from_dict_rejects_unknown_key_naming_it_and_the_allowed_keys(cls):
-    with pytest.raises(UserError, match="unknown key 'epochz'.*allowed: .*batch_size"):
-        cls.from_dict({"epochz": 3})
+def test_loader_rejects_unknown_key_naming_it_and_the_allowed_keys(cls):
+    with pytest.raises(UserError, match=r"^s.toml: \[x\]: unknown key 'epochz'; allowed: .*batch_size"):
+        load_table(cls, {"epochz": 3}, "s.toml: [x]")
 
 
-def test_from_dict_converts_toml_values_and_rejects_wrong_types():
-    cfg = SegTrainConfig.from_dict({"epochs": 2, "lr": 1, "gamma_range": [0.8, 1.2], "model_kwargs": {"width": 8}})
+def test_loader_converts_toml_values_and_rejects_wrong_types():
+    cfg = load_table(
+        SegTrainConfig, {"epochs": 2, "lr": 1, "gamma_range": [0.8, 1.2], "model_kwargs": {"width": 8}}, "[unet]"
+    )
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
     assert cfg.gamma_range == (0.8, 1.2)
     assert cfg.model_kwargs == {"width": 8}
-    with pytest.raises(UserError, match="epochs: expected int"):
-        SegTrainConfig.from_dict({"epochs": "3"})
-    with pytest.raises(UserError, match="bf16: expected bool"):
-        SegTrainConfig.from_dict({"bf16": 1})
-    with pytest.raises(UserError, match="variant: 'blurry' is not allowed; allowed: 'clean'"):
-        SegTrainConfig.from_dict({"variant": "blurry"})
-    with pytest.raises(UserError, match="ssim_exponents: expected 3 values"):
-        TranslatorConfig.from_dict({"ssim_exponents": [0.1, 1.0]})
-    with pytest.raises(UserError, match="epochs must be >= 1"):
-        SegTrainConfig.from_dict({"epochs": 0})
+    for table, match in [
+        ({"epochs": "3"}, r"\[unet\] epochs: expected an integer, got '3'"),
+        ({"bf16": 1}, r"\[unet\] bf16: expected true or false, got 1"),
+        ({"variant": "blurry"}, r"\[unet\] variant: expected one of appearance_aug, clean, .*got 'blurry'"),
+        ({"epochs": 0}, r"\[unet\] epochs: expected a value >= 1, got 0"),
+        ({"gamma_range": [1.5, 0.5]}, r"\[unet\] gamma_range must be \(low, high\)"),
+        ({"blur_probability": 2.0}, r"\[unet\] blur_probability: expected a value <= 1.0"),
+        ({"model": "resnet_gen"}, r"\[unet\] model: expected one of lv_unet, "),
+    ]:
+        with pytest.raises(UserError, match=match):
+            load_table(SegTrainConfig, table, "[unet]")
+    with pytest.raises(UserError, match=r"ssim_exponents: expected a list of 3 values"):
+        load_table(TranslatorConfig, {"ssim_exponents": [0.1, 1.0]}, "[translator]")
+    with pytest.raises(UserError, match=r"selection: expected one of oracle, unlabelled"):
+        load_table(TranslatorConfig, {"selection": "peek"}, "[translator]")
+
+
+def test_bounds_hold_for_directly_built_configs_too():
+    """The bounds live in the field metadata, so code that builds a config gets the same checks as a suite."""
+    with pytest.raises(UserError, match="epochs: expected a value >= 1, got 0"):
+        SegTrainConfig(epochs=0)
+    with pytest.raises(UserError, match="lr: expected a finite number"):
+        TranslatorConfig(lr=float("nan"))
+    with pytest.raises(UserError, match="generator: resnet_generator: unknown option 'bogus'"):
+        TranslatorConfig(generator={"bogus": 1})
 
 
 def test_translator_defaults_are_the_papers_unetgan():
-    cfg = TranslatorConfig.from_dict({})
+    cfg = load_table(TranslatorConfig, {}, "[translator]")
     assert (cfg.lambda_unet, cfg.lambda_ssim, cfg.lambda_cycle) == (15.0, 5.0, 0.0)
     assert cfg.ssim_exponents == (0.1, 0.1, 1.0)
     assert cfg.feature_blocks == ("block7", "block9")

@@ -1,9 +1,11 @@
-"""Device choice, seeding and reproducibility settings, and an optional mixed-precision context."""
+"""Device choice and naming, seeding and reproducibility settings, and an optional mixed-precision context."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import platform
 import random
 from collections.abc import Iterator
 
@@ -68,6 +70,37 @@ def resolve_device(name: str | torch.device) -> torch.device:
             raise UserError(f"device {text!r}: only {torch.cuda.device_count()} CUDA device(s) present")
         return device
     return torch.device("cpu")
+
+
+def module_device(module: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without parameters)."""
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def device_name(device: str | torch.device) -> str:
+    """A readable name of the hardware behind ``device``: the CUDA name, or the CPU model.
+
+    Args:
+        device: a torch device or its name.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return _cpu_model()
+
+
+@functools.cache
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> torch.Generator:

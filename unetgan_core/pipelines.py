@@ -20,18 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetgan_core.device import autocast
+from unetgan_core.device import autocast, module_device
 from unetgan_core.errors import DataError
 from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.throughput.fastpath import choose_fast_path
 
 PREDICT_BATCH = 32  # images per forward pass in predict
-
-
-def _device_of(module: nn.Module) -> torch.device:
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 class Pipeline:
@@ -55,7 +49,7 @@ class Pipeline:
     @property
     def device(self) -> torch.device:
         """Where the pipeline's networks live (inputs are moved there)."""
-        return _device_of(self.modules[-1])
+        return module_device(self.modules[-1])
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -2,8 +2,10 @@
 
 A scenario names the Unet training variant and the translator: None (segment target images as they are),
 ``"histmatch"`` (quantile matching to the source) or a dict of ``TranslatorConfig`` overrides applied on top of the
-suite's ``[translator]`` table (a learned translator). The runner trains what a scenario needs and builds its
-pipeline with ``build_pipeline``.
+suite's ``[translator]`` table (a learned translator). The scenario owns what follows from that choice: its
+translator settings (``translator_config``), the inputs its pipeline needs besides the Unet (``adapter``, plain data
+that goes into a cell's key) and the pipeline itself (``build_pipeline``). The plan and the runner ask the scenario;
+nothing else branches on the kind of translation.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from unetgan_core.errors import UserError
 from unetgan_core.histmatch import HistogramMatcher
+from unetgan_core.names import check_name
 from unetgan_core.pipelines import HistMatchPipeline, Pipeline, TranslatedPipeline, UnetPipeline
 from unetgan_core.registry import Registry
+from unetgan_core.schema import load_table
 from unetgan_core.training.augment import VARIANTS
 from unetgan_core.training.translation import TranslatorConfig
 
@@ -28,7 +33,7 @@ class Scenario:
     """One way of segmenting target-vendor images.
 
     Args:
-        name: registry name, used in suites and results.
+        name: registry name, used in suites and results (a safe name: it becomes part of file names).
         unet_variant: training variant of the source Unet (``clean``, ``noisy``, ``intensity_aug``, ``appearance_aug``).
         translator: None, ``"histmatch"``, or ``TranslatorConfig`` overrides (a dict; ``{}`` = the suite's
             settings, which default to the paper's Unet-GAN).
@@ -43,6 +48,7 @@ class Scenario:
     paper_column: str | None = None
 
     def __post_init__(self) -> None:
+        check_name("scenario name", self.name, "scenario")
         if self.unet_variant not in VARIANTS:
             raise UserError(
                 f"scenario {self.name}: unknown unet_variant {self.unet_variant!r}; known: {', '.join(VARIANTS.names())}"
@@ -50,12 +56,17 @@ class Scenario:
         if isinstance(self.translator, str) and self.translator != HISTMATCH:
             raise UserError(f"scenario {self.name}: translator must be None, {HISTMATCH!r} or a dict of settings")
         if isinstance(self.translator, dict):
-            TranslatorConfig.from_dict(self.translator)  # rejects misspelt overrides at import time
+            self._overrides()  # rejects misspelt overrides at import time
 
     @property
     def learned_translator(self) -> bool:
         """Whether the scenario trains a CycleGAN-style translator."""
         return isinstance(self.translator, dict)
+
+    def _overrides(self) -> dict[str, Any]:
+        """The translator overrides, type-checked and converted by the schema loader."""
+        parsed = load_table(TranslatorConfig, self.translator, f"scenario {self.name}: translator")
+        return {key: getattr(parsed, key) for key in self.translator}
 
     def translator_config(self, base: TranslatorConfig) -> TranslatorConfig:
         """The suite's translator settings with this scenario's overrides applied.
@@ -65,11 +76,46 @@ class Scenario:
         """
         if not self.learned_translator:
             raise UserError(f"scenario {self.name} trains no translator")
-        return TranslatorConfig.from_dict({**_as_dict(base), **self.translator})
+        return dataclasses.replace(base, **self._overrides())
 
+    def adapter(self, source_train: str, translator: str | None = None) -> dict[str, str] | None:
+        """What the pipeline reads besides the Unet, as plain data for a cell's config and key.
 
-def _as_dict(cfg: TranslatorConfig) -> dict[str, Any]:
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+        Args:
+            source_train: key of the source training slices (the histogram matcher is fitted on them).
+            translator: key of the trained translator (learned translators only).
+
+        Returns:
+            None (the Unet alone), ``{"kind": "histmatch", "fit": source_train}`` or
+            ``{"kind": "translator", "key": translator}``.
+        """
+        if self.translator is None:
+            return None
+        if self.translator == HISTMATCH:
+            return {"kind": HISTMATCH, "fit": source_train}
+        if translator is None:
+            raise UserError(f"scenario {self.name} needs the key of its trained translator")
+        return {"kind": "translator", "key": translator}
+
+    def build_pipeline(
+        self, unet: nn.Module, generator: nn.Module | None = None, fit_images: np.ndarray | None = None
+    ) -> Pipeline:
+        """The pipeline that measures this scenario.
+
+        Args:
+            unet: the source Unet trained with ``unet_variant``.
+            generator: the trained ``G_S`` (needed when the scenario learns a translator).
+            fit_images: source training images ``[N, H, W]`` in [0, 1] (needed for ``histmatch``).
+        """
+        if self.translator is None:
+            return UnetPipeline(unet, name=self.name)
+        if self.translator == HISTMATCH:
+            if fit_images is None:
+                raise UserError(f"scenario {self.name} needs source images to fit its histogram matcher")
+            return HistMatchPipeline(HistogramMatcher.fit(fit_images), unet, name=self.name)
+        if generator is None:
+            raise UserError(f"scenario {self.name} needs a trained translator generator")
+        return TranslatedPipeline(generator, unet, name=self.name)
 
 
 SCENARIOS: Registry[Scenario] = Registry("scenario")
@@ -125,29 +171,3 @@ _register(
         "Unet-GAN plus an L2 cycle loss (weight 10)",
     )
 )
-
-
-def build_pipeline(
-    scenario: Scenario | str,
-    unet: nn.Module,
-    generator: nn.Module | None = None,
-    matcher: HistogramMatcher | None = None,
-) -> Pipeline:
-    """The pipeline that measures ``scenario``.
-
-    Args:
-        scenario: a ``Scenario`` or its registered name.
-        unet: the source Unet trained with ``scenario.unet_variant``.
-        generator: the trained ``G_S`` (needed when the scenario learns a translator).
-        matcher: the fitted histogram matcher (needed for ``histmatch``).
-    """
-    sc = SCENARIOS.get(scenario) if isinstance(scenario, str) else scenario
-    if sc.translator is None:
-        return UnetPipeline(unet, name=sc.name)
-    if sc.translator == HISTMATCH:
-        if matcher is None:
-            raise UserError(f"scenario {sc.name} needs a fitted histogram matcher")
-        return HistMatchPipeline(matcher, unet, name=sc.name)
-    if generator is None:
-        raise UserError(f"scenario {sc.name} needs a trained translator generator")
-    return TranslatedPipeline(generator, unet, name=sc.name)

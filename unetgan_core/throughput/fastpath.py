@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetgan_core.device import autocast, eval_mode
+from unetgan_core.device import autocast, eval_mode, module_device
 from unetgan_core.errors import DataError, UserError
+from unetgan_core.inference import segment
 from unetgan_core.throughput.peak import measure_matmul_tflops
 from unetgan_core.throughput.timing import device_sync, measure
-from unetgan_core.training.selection import mean_dice, module_device, segment
+from unetgan_core.training.selection import mean_dice
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import itertools
-import platform
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from unetgan_core.device import autocast
+from unetgan_core.device import autocast, device_name
 from unetgan_core.errors import UserError
 from unetgan_core.hashing import config_hash
 from unetgan_core.registry import Registry
+from unetgan_core.schema import check_fields, check_model_options, field, load_table
 from unetgan_core.throughput.flops import count_flops
 from unetgan_core.throughput.memory import peak_memory_mb, reset_peak_memory
 from unetgan_core.throughput.peak import PeakCache, dtype_of
@@ -335,6 +334,9 @@ def fgsm_step_workload(spec: WorkloadSpec) -> Workload:
 class ThroughputSection:
     """A validated ``[throughput]`` section: the full product of these settings is measured.
 
+    List settings also take a single value (``batch_sizes = 8``). ``unet`` defaults to the suite's
+    ``[unet] model_kwargs`` (filled in by the suite loader).
+
     Args:
         pipelines: workload names from ``WORKLOADS``.
         batch_sizes: requested images per step; an out-of-memory batch is halved down to ``min_batch``.
@@ -350,105 +352,62 @@ class ThroughputSection:
         peak_sizes: matmul sides (elements) for the peak measurement; empty for the device default.
     """
 
-    pipelines: tuple[str, ...] = ("segment",)
-    batch_sizes: tuple[int, ...] = (8,)
-    image_sizes: tuple[int, ...] = (96,)
-    precisions: tuple[str, ...] = ("fp32",)
-    channels_last: tuple[bool, ...] = (False,)
-    compile: tuple[bool, ...] = (False,)
-    warmup: int = 3
-    repeats: int = 10
-    min_batch: int = 1
-    seed: int = 0
-    unet: dict = dataclasses.field(default_factory=dict)
-    generator: dict = dataclasses.field(default_factory=dict)
-    discriminator: dict = dataclasses.field(default_factory=dict)
-    peak_sizes: tuple[int, ...] = ()
+    pipelines: tuple[str, ...] = field(("segment",), doc="workloads to time", nonempty=True, one_or_many=True)
+    batch_sizes: tuple[int, ...] = field(
+        (8,), doc="requested images per step", nonempty=True, one_or_many=True, ge=1, le=65_536
+    )
+    image_sizes: tuple[int, ...] = field(
+        (96,), doc="square image sides (pixels)", nonempty=True, one_or_many=True, ge=1, le=4096
+    )
+    precisions: tuple[str, ...] = field(
+        ("fp32",), doc="autocast precisions", nonempty=True, one_or_many=True, choices=("fp32", "bf16", "fp16")
+    )
+    channels_last: tuple[bool, ...] = field(
+        (False,), doc="memory formats (true = NHWC)", nonempty=True, one_or_many=True
+    )
+    compile: tuple[bool, ...] = field((False,), doc="torch.compile the networks", nonempty=True, one_or_many=True)
+    warmup: int = field(3, doc="untimed steps before measuring", ge=0, le=10_000)
+    repeats: int = field(10, doc="timed steps", ge=1, le=100_000)
+    min_batch: int = field(1, doc="smallest batch of the out-of-memory step-down", ge=1, le=65_536)
+    seed: int = field(0, doc="seeds weights and inputs", ge=0, le=2**31 - 1)
+    unet: dict = field({}, doc="lv_unet options (default: [unet] model_kwargs)")
+    generator: dict = field({}, doc="resnet_generator options")
+    discriminator: dict = field({}, doc="patch_discriminator options")
+    peak_sizes: tuple[int, ...] = field(
+        (), doc="matmul sides for the peak measurement; [] = device default", one_or_many=True, ge=1, le=65_536
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        for key, model in (
+            ("unet", "lv_unet"),
+            ("generator", "resnet_generator"),
+            ("discriminator", "patch_discriminator"),
+        ):
+            try:
+                check_model_options(model, getattr(self, key))
+            except UserError as exc:
+                raise UserError(f"{key}: {exc}") from None
 
 
-_LIST_FIELDS = {
-    "pipelines": str,
-    "batch_sizes": int,
-    "image_sizes": int,
-    "precisions": str,
-    "channels_last": bool,
-    "compile": bool,
-    "peak_sizes": int,
-}
-_INT_FIELDS = {"warmup": 0, "repeats": 1, "min_batch": 1, "seed": 0}  # name -> smallest allowed
-_DICT_FIELDS = ("unet", "generator", "discriminator")
-
-
-def _is_type(value: Any, kind: type) -> bool:
-    # bool is an int subclass; a batch size of True is a mistake, not 1.
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, kind)
-
-
-def parse_section(section: dict, workloads: Registry = WORKLOADS) -> ThroughputSection:
-    """Validate a ``[throughput]`` table into a ``ThroughputSection``.
+def parse_section(section: dict, workloads: Registry = WORKLOADS, where: str = "[throughput]") -> ThroughputSection:
+    """Load a ``[throughput]`` table with the schema loader and check its pipeline names against ``workloads``.
 
     Args:
-        section: the table as loaded from TOML; list options also accept a single value.
+        section: the table as loaded from TOML.
         workloads: the registry pipeline names are checked against.
+        where: ``"<file>: [throughput]"`` prefix for error messages.
 
     Raises:
-        UserError: an unknown key, a wrong type, a value out of range or an unknown pipeline.
+        UserError: an unknown key, a wrong type, a value out of range or an unknown pipeline; one line.
     """
-    known = {f.name for f in dataclasses.fields(ThroughputSection)}
-    unknown = sorted(set(section) - known)
-    if unknown:
-        raise UserError(f"[throughput]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
-    values: dict[str, Any] = {}
-    for key, value in section.items():
-        if key in _LIST_FIELDS:
-            items = value if isinstance(value, (list, tuple)) else [value]
-            kind = _LIST_FIELDS[key]
-            bad = [v for v in items if not _is_type(v, kind)]
-            if bad or (not items and key != "peak_sizes"):
-                raise UserError(f"[throughput] {key}: expected a non-empty list of {kind.__name__}, got {value!r}")
-            if kind is int and any(v < 1 for v in items):
-                raise UserError(f"[throughput] {key}: values must be >= 1, got {value!r}")
-            values[key] = tuple(items)
-        elif key in _INT_FIELDS:
-            if not _is_type(value, int) or value < _INT_FIELDS[key]:
-                raise UserError(f"[throughput] {key}: expected an integer >= {_INT_FIELDS[key]}, got {value!r}")
-            values[key] = value
-        elif key in _DICT_FIELDS:
-            if not isinstance(value, dict):
-                raise UserError(f"[throughput] {key}: expected a table of model options, got {value!r}")
-            values[key] = dict(value)
-    parsed = ThroughputSection(**values)
+    parsed = load_table(ThroughputSection, section, where)
     for name in parsed.pipelines:
-        workloads.get(name)  # unknown name -> UserError listing the known ones
-    for precision in parsed.precisions:
-        dtype_of(precision)
+        try:
+            workloads.get(name)
+        except UserError as exc:
+            raise UserError(f"{where} pipelines: {exc}") from None
     return parsed
-
-
-def device_name(device: torch.device | str) -> str:
-    """A readable name of the hardware behind ``device``: the CUDA name, or the CPU model.
-
-    Args:
-        device: a torch device.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return _cpu_model()
-
-
-@functools.cache
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -511,7 +470,9 @@ def _measure_cell(
     }
 
 
-def run_throughput(section: dict, device: torch.device | str, *, workloads: Registry = WORKLOADS) -> list[dict]:
+def run_throughput(
+    section: ThroughputSection | dict, device: torch.device | str, *, workloads: Registry = WORKLOADS
+) -> list[dict]:
     """Measure every combination of a ``[throughput]`` section on ``device``; one flat row each.
 
     A combination that runs out of memory is retried with half the batch (down to
@@ -521,7 +482,7 @@ def run_throughput(section: dict, device: torch.device | str, *, workloads: Regi
     run goes on with the next combination.
 
     Args:
-        section: the ``[throughput]`` table (see ``ThroughputSection`` for keys and defaults).
+        section: a loaded ``ThroughputSection``, or a ``[throughput]`` table to load (see its keys and defaults).
         device: torch device to measure on.
         workloads: registry of workload builders (tests pass their own).
 
@@ -529,7 +490,7 @@ def run_throughput(section: dict, device: torch.device | str, *, workloads: Regi
         One dict per (pipeline, image size, precision, channels_last, compile, batch), with the
         keys ``ROW_KEYS``. Times in milliseconds, memory in MiB, rates in images/s and TFLOP/s.
     """
-    parsed = parse_section(section, workloads)
+    parsed = section if isinstance(section, ThroughputSection) else parse_section(section, workloads)
     device = torch.device(device)
     peaks = PeakCache(sizes=parsed.peak_sizes or None)
     flops_cache: dict = {}

@@ -7,7 +7,7 @@
 """
 
 from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch
-from unetgan_core.training.segmentation import SegTrainConfig, dataclass_from_dict, train_segmenter
+from unetgan_core.training.segmentation import SegTrainConfig, train_segmenter
 from unetgan_core.training.selection import SELECTORS
 from unetgan_core.training.translation import TranslatorConfig, build_translator_models, train_translator
 
@@ -19,7 +19,6 @@ __all__ = [
     "TranslatorConfig",
     "augment_batch",
     "build_translator_models",
-    "dataclass_from_dict",
     "train_segmenter",
     "train_translator",
 ]

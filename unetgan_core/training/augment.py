@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from unetgan_core.errors import UserError
 from unetgan_core.registry import Registry
+from unetgan_core.schema import check_fields, field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,49 +40,45 @@ class AugmentSettings:
         noise_probability: chance that an image gets noise at all.
     """
 
-    noise_sigma: float = 0.05
-    gamma_range: tuple[float, float] = (0.7, 1.5)
-    bias_strength: float = 0.3
-    bias_grid: int = 4
-    contrast_range: tuple[float, float] = (0.75, 1.25)
-    brightness_range: tuple[float, float] = (-0.1, 0.1)
-    appearance_gamma_range: tuple[float, float] = (0.5, 2.0)
-    blur_sigma_range: tuple[float, float] = (0.0, 1.5)
-    blur_probability: float = 0.5
-    noise_sigma_range: tuple[float, float] = (0.0, 0.08)
-    noise_probability: float = 0.5
+    noise_sigma: float = field(0.05, doc="noisy: Gaussian noise sd (normalised intensity)", ge=0.0, le=1.0)
+    gamma_range: tuple[float, float] = field((0.7, 1.5), doc="intensity_aug: gamma exponent range", gt=0.0, le=10.0)
+    bias_strength: float = field(0.3, doc="largest log-amplitude of the smooth bias field", ge=0.0, le=3.0)
+    bias_grid: int = field(4, doc="bias field control points per side", ge=2, le=64)
+    contrast_range: tuple[float, float] = field(
+        (0.75, 1.25), doc="contrast factor range about the image mean", ge=0.0, le=10.0
+    )
+    brightness_range: tuple[float, float] = field(
+        (-0.1, 0.1), doc="brightness offset range (normalised intensity)", ge=-1.0, le=1.0
+    )
+    appearance_gamma_range: tuple[float, float] = field(
+        (0.5, 2.0), doc="appearance_aug: log-uniform gamma range", gt=0.0, le=10.0
+    )
+    blur_sigma_range: tuple[float, float] = field(
+        (0.0, 1.5), doc="appearance_aug: Gaussian blur sd range (pixels)", ge=0.0, le=20.0
+    )
+    blur_probability: float = field(0.5, doc="appearance_aug: chance of blurring an image", ge=0.0, le=1.0)
+    noise_sigma_range: tuple[float, float] = field(
+        (0.0, 0.08), doc="appearance_aug: additive noise sd range (normalised intensity)", ge=0.0, le=1.0
+    )
+    noise_probability: float = field(0.5, doc="appearance_aug: chance of adding noise to an image", ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
-        if self.noise_sigma < 0:
-            raise UserError(f"noise_sigma must be >= 0, got {self.noise_sigma}")
-        if self.bias_strength < 0:
-            raise UserError(f"bias_strength must be >= 0, got {self.bias_strength}")
-        if self.bias_grid < 2:
-            raise UserError(f"bias_grid must be >= 2 control points, got {self.bias_grid}")
-        for name in (
-            "gamma_range",
-            "contrast_range",
-            "brightness_range",
-            "appearance_gamma_range",
-            "blur_sigma_range",
-            "noise_sigma_range",
-        ):
+        check_fields(self)
+        for name in RANGE_FIELDS:
             low, high = getattr(self, name)
             if low > high:
                 raise UserError(f"{name} must be (low, high) with low <= high, got {(low, high)}")
-        if self.gamma_range[0] <= 0 or self.appearance_gamma_range[0] <= 0 or self.contrast_range[0] < 0:
-            raise UserError(
-                f"gamma_range and appearance_gamma_range must be > 0 and contrast_range >= 0, got {self.gamma_range}, "
-                f"{self.appearance_gamma_range}, {self.contrast_range}"
-            )
-        if self.blur_sigma_range[0] < 0 or self.noise_sigma_range[0] < 0:
-            raise UserError(
-                f"blur_sigma_range and noise_sigma_range must be >= 0, got {self.blur_sigma_range}, "
-                f"{self.noise_sigma_range}"
-            )
-        for name in ("blur_probability", "noise_probability"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise UserError(f"{name} must be within 0..1, got {getattr(self, name)}")
+
+
+# The (low, high) settings, whose low end must not exceed the high end.
+RANGE_FIELDS = (
+    "gamma_range",
+    "contrast_range",
+    "brightness_range",
+    "appearance_gamma_range",
+    "blur_sigma_range",
+    "noise_sigma_range",
+)
 
 
 VARIANTS: Registry = Registry("training variant")

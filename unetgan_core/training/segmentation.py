@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import types
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,106 +15,24 @@ from unetgan_core.data.sliceset import RIGHT_VENTRICLE, SliceSet
 from unetgan_core.device import autocast, resolve_device, seed_everything
 from unetgan_core.errors import DataError, UserError
 from unetgan_core.hashing import derive_seed
+from unetgan_core.inference import segment
 from unetgan_core.losses import segmentation_loss
-from unetgan_core.models import create_model
+from unetgan_core.models import MODELS, create_model
+from unetgan_core.schema import check_fields, check_model_options, field
 from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch
 from unetgan_core.training.progress import JsonlLog, progress_bar
-from unetgan_core.training.selection import mean_dice, segment
-
-# ---------------------------------------------------------------------------------------------------------------
-# Typed configuration from plain dicts (TOML tables)
+from unetgan_core.training.selection import mean_dice
 
 
-def _type_name(tp: Any) -> str:
-    origin = get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """``value`` converted to ``tp`` (lists to tuples, ints to floats), or a UserError naming ``key``."""
-    origin, args = get_origin(tp), get_args(tp)
-    bad = UserError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if tp is Any:
-        return value
-    if origin is Literal:
-        if value not in args:
-            raise UserError(f"{key}: {value!r} is not allowed; allowed: {', '.join(repr(a) for a in args)}")
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(key, value, option)
-            except UserError:
-                continue
-        raise bad
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise UserError(f"{key}: expected {len(args)} values, got {len(value)} ({value!r})")
-        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    raise TypeError(f"config field {key}: unsupported annotation {tp!r}")
-
-
-def dataclass_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build the frozen config dataclass ``cls`` from a plain dict, checking every key and type.
-
-    Args:
-        cls: a dataclass whose fields all have defaults.
-        data: e.g. a TOML table; lists become tuples where the field is a tuple.
-
-    Raises:
-        UserError: an unknown key (named, with the allowed keys), a value of the wrong type, or a value the
-            dataclass's own checks reject.
-    """
-    if not isinstance(data, dict):
-        raise UserError(f"{cls.__name__}: expected a table of settings, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in allowed:
-            raise UserError(f"unknown key {key!r}; allowed: {', '.join(allowed)}")
-        kwargs[key] = _coerce(key, value, hints[key])
-    return cls(**kwargs)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Segmentation training
-
-
-_AUGMENT = AugmentSettings()
+def _augment_field(name: str):
+    """A field with ``AugmentSettings``' default, bounds and doc for ``name`` (one place for them)."""
+    f = next(f for f in dataclasses.fields(AugmentSettings) if f.name == name)
+    return field(f.default, **dict(f.metadata))
 
 
 @dataclasses.dataclass(frozen=True)
 class SegTrainConfig:
-    """How the source Unet is trained. Defaults follow the paper's section 3.2 where it gives a value.
+    """How the source Unet is trained (a suite's ``[unet]`` table). Defaults follow the paper's section 3.2.
 
     Args:
         model: registered model name; the paper's LV-Unet.
@@ -125,61 +42,50 @@ class SegTrainConfig:
         lr: Adam learning rate (paper: 1e-4).
         variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet), ``intensity_aug`` or
             ``appearance_aug`` (see ``training.augment``).
-        noise_sigma: Gaussian noise sd of the ``noisy`` variant, normalised intensity units (the paper gives none).
-        gamma_range: random gamma exponent range of ``intensity_aug``.
-        bias_strength: largest log-amplitude of its smooth bias field.
-        contrast_range: its contrast factor range about the image mean.
-        brightness_range: its brightness offset range (normalised intensity units).
-        appearance_gamma_range: log-uniform gamma range of ``appearance_aug`` (which also uses the bias, contrast
-            and brightness settings above).
-        blur_sigma_range: its Gaussian blur sd range, in pixels.
-        blur_probability: its chance of blurring an image.
-        noise_sigma_range: its additive noise sd range (normalised intensity units).
-        noise_probability: its chance of adding noise to an image.
+        noise_sigma, gamma_range, bias_strength, contrast_range, brightness_range, appearance_gamma_range,
+            blur_sigma_range, blur_probability, noise_sigma_range, noise_probability: the augmentation strengths,
+            with ``AugmentSettings``' defaults, bounds and units.
         val_every: epochs between validation Dice checks; the best checked epoch is kept.
         bf16: run forward and backward under bf16 autocast (faster on recent CPUs and GPUs; fp32 is the default
             because it is the reproducible reference).
+
+    Example:
+        >>> from unetgan_core.schema import load_table
+        >>> load_table(SegTrainConfig, {"epochs": 2, "model_kwargs": {"width": 8}}, "[unet]").epochs
+        2
     """
 
-    model: str = "lv_unet"
-    model_kwargs: dict = dataclasses.field(default_factory=dict)
-    epochs: int = 35
-    batch_size: int = 10
-    lr: float = 1e-4
-    variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
-    # The augmentation strengths default to AugmentSettings' own values (one place for them).
-    noise_sigma: float = _AUGMENT.noise_sigma
-    gamma_range: tuple[float, float] = _AUGMENT.gamma_range
-    bias_strength: float = _AUGMENT.bias_strength
-    contrast_range: tuple[float, float] = _AUGMENT.contrast_range
-    brightness_range: tuple[float, float] = _AUGMENT.brightness_range
-    appearance_gamma_range: tuple[float, float] = _AUGMENT.appearance_gamma_range
-    blur_sigma_range: tuple[float, float] = _AUGMENT.blur_sigma_range
-    blur_probability: float = _AUGMENT.blur_probability
-    noise_sigma_range: tuple[float, float] = _AUGMENT.noise_sigma_range
-    noise_probability: float = _AUGMENT.noise_probability
-    val_every: int = 1
-    bf16: bool = False
+    model: str = field("lv_unet", doc="registered segmentation model", choices=lambda: MODELS.names())
+    model_kwargs: dict = field({}, doc="the model's constructor arguments, e.g. { width = 16 }")
+    epochs: int = field(35, doc="passes over the training slices (paper: 35)", ge=1, le=10_000)
+    batch_size: int = field(10, doc="slices per Adam step (paper: 10)", ge=1, le=4096)
+    lr: float = field(1e-4, doc="Adam learning rate (paper: 1e-4)", gt=0.0, le=10.0)
+    variant: str = field("clean", doc="training variant of the source images", choices=VARIANTS.names)
+    noise_sigma: float = _augment_field("noise_sigma")
+    gamma_range: tuple[float, float] = _augment_field("gamma_range")
+    bias_strength: float = _augment_field("bias_strength")
+    contrast_range: tuple[float, float] = _augment_field("contrast_range")
+    brightness_range: tuple[float, float] = _augment_field("brightness_range")
+    appearance_gamma_range: tuple[float, float] = _augment_field("appearance_gamma_range")
+    blur_sigma_range: tuple[float, float] = _augment_field("blur_sigma_range")
+    blur_probability: float = _augment_field("blur_probability")
+    noise_sigma_range: tuple[float, float] = _augment_field("noise_sigma_range")
+    noise_probability: float = _augment_field("noise_probability")
+    val_every: int = field(1, doc="epochs between validation Dice checks", ge=1, le=10_000)
+    bf16: bool = field(False, doc="train under bf16 autocast (fp32 is the reproducible reference)")
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "val_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise UserError(f"lr must be > 0, got {self.lr}")
-        if self.variant not in VARIANTS:
-            raise UserError(f"variant {self.variant!r} is not allowed; allowed: {', '.join(VARIANTS.names())}")
+        check_fields(self)
+        try:
+            check_model_options(self.model, self.model_kwargs)
+        except UserError as exc:
+            raise UserError(f"model_kwargs: {exc}") from None
         self.augment_settings()  # validates the ranges up front
 
     def augment_settings(self) -> AugmentSettings:
         """The augmentation strengths as the ``augment`` module takes them (every field both classes share)."""
         shared = [f.name for f in dataclasses.fields(AugmentSettings) if hasattr(self, f.name)]
         return AugmentSettings(**{name: getattr(self, name) for name in shared})
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SegTrainConfig:
-        """Build from a ``[unet]`` table; unknown keys and wrong types raise ``UserError``."""
-        return dataclass_from_dict(cls, data)
 
 
 def training_targets(labels: np.ndarray) -> torch.Tensor:

@@ -29,66 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from unetgan_core.device import eval_mode
+from unetgan_core.device import eval_mode, module_device
 from unetgan_core.errors import UserError
+from unetgan_core.inference import EVAL_BATCH, as_input, batches, segment, translate
 from unetgan_core.metrics import dice_scores
 from unetgan_core.registry import Registry
-
-EVAL_BATCH = 32  # images per forward pass when scoring; small enough for 192 px on a laptop CPU
-
-
-def _batches(images: torch.Tensor, batch_size: int):
-    for start in range(0, len(images), batch_size):
-        yield images[start : start + batch_size]
-
-
-def _as_input(images: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32) if isinstance(images, np.ndarray) else images)
-    if x.ndim == 3:
-        x = x[:, None]
-    return x.to(device=device, dtype=torch.float32)
-
-
-def module_device(module: nn.Module) -> torch.device:
-    """The device of a module's first parameter (CPU for a module without parameters)."""
-    for p in module.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
-def translate(generator: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = EVAL_BATCH) -> torch.Tensor:
-    """Run a generator over ``images`` in batches without gradients.
-
-    Args:
-        generator: image -> image network (output in [0, 1]).
-        images: ``[N, H, W]`` or ``[N, 1, H, W]`` in [0, 1].
-        batch_size: images per forward pass.
-
-    Returns:
-        ``[N, 1, H, W]`` float32 on the generator's device.
-    """
-    x = _as_input(images, module_device(generator))
-    with eval_mode(generator):
-        return torch.cat([generator(b) for b in _batches(x, batch_size)])
-
-
-@torch.no_grad()
-def segment(unet: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int = EVAL_BATCH) -> np.ndarray:
-    """Label maps of the Unet (argmax of its logits) for ``images``.
-
-    Args:
-        unet: segmentation network returning ``[N, 3, H, W]`` logits.
-        images: ``[N, H, W]`` or ``[N, 1, H, W]`` in [0, 1].
-        batch_size: images per forward pass.
-
-    Returns:
-        uint8 ``[N, H, W]`` with values 0 (background), 1 (blood pool), 2 (myocardium).
-    """
-    x = _as_input(images, module_device(unet))
-    with eval_mode(unet):
-        out = [unet(b).argmax(dim=1).to(torch.uint8).cpu() for b in _batches(x, batch_size)]
-    return torch.cat(out).numpy()
 
 
 def mean_dice(pred: np.ndarray, labels: np.ndarray, myo_labelled: np.ndarray | None = None) -> float:
@@ -107,10 +52,10 @@ def pooled_features(
     unet: nn.Module, images: torch.Tensor, blocks: tuple[str, ...], batch_size: int = EVAL_BATCH
 ) -> torch.Tensor:
     """Channel means of the Unet encoder's ``blocks`` for each image: ``[N, sum of channels]`` float64 on CPU."""
-    x = _as_input(images, module_device(unet))
+    x = as_input(images, module_device(unet))
     rows = []
     with eval_mode(unet):
-        for b in _batches(x, batch_size):
+        for b in batches(x, batch_size):
             feats = unet.encode(b, tuple(blocks))
             rows.append(torch.cat([feats[name].float().mean(dim=(2, 3)) for name in blocks], dim=1).double().cpu())
     return torch.cat(rows)
@@ -173,7 +118,7 @@ SELECTORS: Registry[Selector] = Registry("translator selection")
 
 
 def _unlabelled(unet: nn.Module, g_s: nn.Module, g_t: nn.Module, inputs: SelectionInputs) -> dict[str, float]:
-    source = _as_input(inputs.source_images, module_device(g_s))
+    source = as_input(inputs.source_images, module_device(g_s))
     translated = translate(g_s, inputs.target_images)
     fd = frechet_distance_diagonal(
         pooled_features(unet, translated, inputs.feature_blocks),

@@ -41,9 +41,11 @@ from unetgan_core.errors import DataError, UserError
 from unetgan_core.hashing import derive_seed
 from unetgan_core.losses import feature_loss, gan_loss, ssim_loss
 from unetgan_core.models import create_model
+from unetgan_core.schema import check_fields, check_model_options, field
 from unetgan_core.training.progress import JsonlLog, progress_bar
-from unetgan_core.training.segmentation import dataclass_from_dict
 from unetgan_core.training.selection import SELECTORS, SelectionInputs
+
+MAX_WEIGHT = 1e4  # largest loss weight: beyond it one term is the whole objective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,47 +75,38 @@ class TranslatorConfig:
         check_every: steps between checkpoint scores (step 0, every ``check_every`` and the last are scored).
     """
 
-    generator: dict = dataclasses.field(default_factory=lambda: {"residual": True})
-    discriminator: dict = dataclasses.field(default_factory=dict)
-    gan_loss: Literal["lsgan", "log"] = "lsgan"
-    cycle_loss: Literal["l1", "l2"] = "l2"
-    lambda_cycle: float = 0.0
-    lambda_unet: float = 15.0
-    lambda_ssim: float = 5.0
-    ssim_exponents: tuple[float, float, float] = (0.1, 0.1, 1.0)
-    feature_blocks: tuple[str, ...] = ("block7", "block9")
-    unet_pairing: Literal["translated", "cycle"] = "translated"
-    ssim_pairing: Literal["translated", "cycle"] = "translated"
-    lr: float = 1e-5
-    adam_betas: tuple[float, float] = (0.5, 0.999)
-    steps: int = 2000
-    batch_size: int = 4
-    pool_size: int = 50
-    selection: Literal["unlabelled", "oracle"] = "unlabelled"
-    check_every: int = 100
+    generator: dict = field({"residual": True}, doc="resnet_generator options")
+    discriminator: dict = field({}, doc="patch_discriminator options")
+    gan_loss: Literal["lsgan", "log"] = field("lsgan", doc="lsgan (least squares) or log (the paper's formula)")
+    cycle_loss: Literal["l1", "l2"] = field("l2", doc="norm of the cycle loss")
+    lambda_cycle: float = field(0.0, doc="cycle loss weight (0 in the paper's Unet-GAN)", ge=0.0, le=MAX_WEIGHT)
+    lambda_unet: float = field(15.0, doc="Unet feature loss weight (paper: 15)", ge=0.0, le=MAX_WEIGHT)
+    lambda_ssim: float = field(5.0, doc="SSIM loss weight (paper: 5)", ge=0.0, le=MAX_WEIGHT)
+    ssim_exponents: tuple[float, float, float] = field(
+        (0.1, 0.1, 1.0), doc="SSIM luminance, contrast, structure exponents", ge=0.0, le=10.0
+    )
+    feature_blocks: tuple[str, ...] = field(("block7", "block9"), doc="Unet encoder blocks of the feature loss")
+    unet_pairing: Literal["translated", "cycle"] = field("translated", doc="image pair of the feature loss")
+    ssim_pairing: Literal["translated", "cycle"] = field("translated", doc="image pair of the SSIM loss")
+    lr: float = field(1e-5, doc="Adam learning rate (paper: 1e-5)", gt=0.0, le=10.0)
+    adam_betas: tuple[float, float] = field((0.5, 0.999), doc="Adam's (beta1, beta2)", ge=0.0, lt=1.0)
+    steps: int = field(2000, doc="generator/discriminator update pairs", ge=1, le=1_000_000)
+    batch_size: int = field(4, doc="source and target images per step (each)", ge=1, le=4096)
+    pool_size: int = field(50, doc="history pool of fakes per discriminator (0 = off)", ge=0, le=10_000)
+    selection: str = field(
+        "unlabelled", doc="checkpoint selection (set by [scenarios] selection)", choices=SELECTORS.names
+    )
+    check_every: int = field(100, doc="steps between checkpoint scores", ge=1, le=1_000_000)
 
     def __post_init__(self) -> None:
-        for name in ("lambda_cycle", "lambda_unet", "lambda_ssim", "pool_size"):
-            if getattr(self, name) < 0:
-                raise UserError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("steps", "batch_size", "check_every"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise UserError(f"lr must be > 0, got {self.lr}")
+        check_fields(self)
+        for key, model in (("generator", "resnet_generator"), ("discriminator", "patch_discriminator")):
+            try:
+                check_model_options(model, getattr(self, key))
+            except UserError as exc:
+                raise UserError(f"{key}: {exc}") from None
         if self.lambda_unet > 0 and not self.feature_blocks:
             raise UserError("feature_blocks must name at least one Unet block when lambda_unet > 0")
-        if min(self.ssim_exponents) < 0:
-            raise UserError(f"ssim_exponents must be >= 0, got {self.ssim_exponents}")
-        for name, allowed in (
-            ("gan_loss", ("lsgan", "log")),
-            ("cycle_loss", ("l1", "l2")),
-            ("unet_pairing", ("translated", "cycle")),
-            ("ssim_pairing", ("translated", "cycle")),
-            ("selection", tuple(SELECTORS.names())),
-        ):
-            if getattr(self, name) not in allowed:
-                raise UserError(f"{name} {getattr(self, name)!r} is not allowed; allowed: {', '.join(allowed)}")
 
     @property
     def needs_cycle(self) -> bool:
@@ -122,11 +115,6 @@ class TranslatorConfig:
             (self.lambda_unet > 0 and self.unet_pairing == "cycle")
             or (self.lambda_ssim > 0 and self.ssim_pairing == "cycle")
         )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TranslatorConfig:
-        """Build from a ``[translator]`` table; unknown keys and wrong types raise ``UserError``."""
-        return dataclass_from_dict(cls, data)
 
 
 class ImagePool:
