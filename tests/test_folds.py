@@ -17,6 +17,7 @@ from unetgan_bench.bench.suite import MissingDataRoot, load_suite, parse_suite
 from unetgan_bench.reports import tables
 from unetgan_bench.reports.collect import load_run
 from unetgan_core.errors import UserError
+from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
 FOLD_SUITE = """
 [suite]
@@ -249,8 +250,8 @@ def test_tiny_mnms_suite_runs_end_to_end(tmp_path, monkeypatch):
         splits=dataclasses.replace(
             suite.splits, source={"train": 1, "val": 1, "test": 1}, target={"train": 1, "val": 1, "test": 1}
         ),
-        unet={"model_kwargs": {"width": 4}, "epochs": 1, "batch_size": 4},
-        translator={"steps": 2, "check_every": 1, "generator": {"width": 4, "n_blocks": 1}},
+        unet=SegTrainConfig(model_kwargs={"width": 4}, epochs=1, batch_size=4),
+        translator=TranslatorConfig(steps=2, check_every=1, generator={"width": 4, "n_blocks": 1}),
         scenarios=dataclasses.replace(suite.scenarios, run=["clean", "histmatch", "unetgan"]),
         metrics=dataclasses.replace(suite.metrics, bootstrap_samples=100, figure_images=1),
     )
