@@ -1,7 +1,8 @@
 """The work of each task kind, as functions of their inputs.
 
-Each function takes a task's config plus the loaded inputs it names and returns (or writes
-into the given folder) its output; none reads global state. The runner decides what to load
+Each function takes a task (its config, and for training and throughput its typed
+``settings``) plus the loaded inputs it names and returns (or writes into the given folder) its
+output; none reads global state or parses a table again. The runner decides what to load
 and where to store.
 """
 

@@ -71,7 +71,7 @@ class _Mismatch(Exception):
     """A value does not have the declared type (turned into a UserError by the caller)."""
 
 
-def coerce(value: Any, tp: Any) -> Any:
+def _coerce(value: Any, tp: Any) -> Any:
     """``value`` checked against annotation ``tp`` and converted (lists to tuples, ints to floats).
 
     Raises:
@@ -87,7 +87,7 @@ def coerce(value: Any, tp: Any) -> Any:
     if _union_args(tp) is not None:
         for option in args:
             try:
-                return coerce(value, option)
+                return _coerce(value, option)
             except _Mismatch:
                 continue
         raise _Mismatch
@@ -101,8 +101,8 @@ def coerce(value: Any, tp: Any) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
                 raise _Mismatch
-            return tuple(coerce(v, a) for v, a in zip(value, args, strict=True))
-        items = [coerce(v, args[0] if args else Any) for v in value]
+            return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+        items = [_coerce(v, args[0] if args else Any) for v in value]
         return items if origin is list else tuple(items)
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
@@ -199,7 +199,7 @@ def load_table(cls: type, table: Any, where: str) -> Any:
         if f.metadata.get("one_or_many") and not isinstance(value, list):
             value = [value]
         try:
-            value = coerce(value, tp)
+            value = _coerce(value, tp)
         except _Mismatch:
             raise UserError(f"{where} {name}: expected {_type_name(tp)}, got {value!r}") from None
         problem = bounds_problem(value, f.metadata)
@@ -263,7 +263,7 @@ def check_model_options(model: str, options: dict[str, Any]) -> None:
             raise UserError(f"{model}: unknown option {key!r}; allowed: {', '.join(params)}")
         tp = hints.get(key, Any)
         try:
-            coerce(value, tp)
+            _coerce(value, tp)
         except _Mismatch:
             raise UserError(f"{model}: {key}: expected {_type_name(tp)}, got {value!r}") from None
         problem = bounds_problem(value, {"ge": 0, "le": MAX_MODEL_INT})

@@ -55,7 +55,7 @@ class SegTrainConfig:
         2
     """
 
-    model: str = field("lv_unet", doc="registered segmentation model", choices=lambda: MODELS.names())
+    model: str = field("lv_unet", doc="registered segmentation model", choices=MODELS.names)
     model_kwargs: dict = field({}, doc="the model's constructor arguments, e.g. { width = 16 }")
     epochs: int = field(35, doc="passes over the training slices (paper: 35)", ge=1, le=10_000)
     batch_size: int = field(10, doc="slices per Adam step (paper: 10)", ge=1, le=4096)
