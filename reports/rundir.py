@@ -189,7 +189,8 @@ def _from_v1(row: dict[str, Any], where: str) -> tuple[dict[str, Any], frozenset
     for field in _V1_REQUIRED.get(kind, ()):
         if field not in out:
             raise DataError(f"{where}: {kind} row lacks {field!r}")
-    unrecorded = frozenset(f for f in FIELDS.get(kind, {}) if f not in out or out[f] is None)
+    required = _V1_REQUIRED.get(kind, ())  # these must have their type, as in version 2
+    unrecorded = frozenset(f for f in FIELDS.get(kind, {}) if f not in required and (f not in out or out[f] is None))
     return {**dict.fromkeys(unrecorded), **out}, unrecorded
 
 

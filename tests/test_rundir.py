@@ -112,3 +112,13 @@ def test_fgsm_panels_are_named_by_the_one_path_function_and_read_back(tmp_path: 
     np.savez(rundir.fgsm_panel_path(tmp_path, "clean_x", "ge"), image=np.zeros((1, 2, 2)))
     found = rundir.fgsm_panel_files(tmp_path, ["clean", "clean_x"])
     assert [(s, v) for s, v, _ in found] == [("clean_x", "ge"), ("unet_gan", "vendor_b")]
+
+
+@pytest.mark.parametrize(("field", "value"), [("eps", None), ("seed", None), ("seed", [0, 1]), ("scenario", {"a": 1})])
+def test_a_version_1_key_field_of_the_wrong_type_is_rejected(tmp_path: Path, field: str, value) -> None:
+    rows = raw_rows(RUN_V1)
+    fgsm = next(r for r in rows if r["kind"] == "fgsm")
+    fgsm[field] = value
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match=f"results.jsonl:{rows.index(fgsm) + 1}: '{field}' must be"):
+        rundir.read_rows(tmp_path)
