@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         help="models trained at once in worker processes (default: CPU cores / [suite] train_threads; 1 on a GPU)",
     )
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    run.add_argument(
+        "--allow-mixed-commits",
+        action="store_true",
+        help="resume a run folder whose rows were measured at another commit or dirty state (each row records its own)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
 
     val = sub.add_parser("validate", help="check a suite file and print its cells; runs nothing")
@@ -103,6 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         report=not args.no_report,
         jobs=jobs,
+        allow_mixed_commits=args.allow_mixed_commits,
     )
     minutes = (time.perf_counter() - start) / 60
     print(
@@ -147,20 +153,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from unetgan_bench.reports.render import render_report
+    from unetgan_bench.reports.rundir import RESULTS
 
-    if not (args.run_dir / "results.jsonl").is_file():
-        raise UserError(f"{args.run_dir}: not a run folder (no results.jsonl)")
+    if not (args.run_dir / RESULTS).is_file():
+        raise UserError(f"{args.run_dir}: not a run folder (no {RESULTS})")
     print(f"report: {render_report(args.run_dir).resolve()}")
     return EXIT_OK
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from unetgan_bench.bench import manifest as manifest_mod
     from unetgan_bench.bench.compare import compare_runs
+    from unetgan_bench.reports.rundir import read_manifest
 
     # A threshold left off the command line comes from the base run's suite [compare] section,
     # else compare_runs' default; passing None through would reject every run without the flags.
-    recorded = ((manifest_mod.read(args.base_dir) or {}).get("suite_config") or {}).get("compare") or {}
+    recorded = read_manifest(args.base_dir).get("suite_config")
+    recorded = recorded.get("compare") if isinstance(recorded, dict) else None
+    recorded = recorded if isinstance(recorded, dict) else {}
     given = {
         "dice_drop": args.dice_drop,
         "throughput_ratio": args.throughput_ratio,

@@ -8,8 +8,9 @@ row and metric the comparison records base, new, difference and status:
 - ``regressed``: worse beyond the threshold: a Dice (segmentation and attacked Dice) more than
   ``dice_drop`` lower, or images per second below ``throughput_ratio`` times the base,
 - ``failed``: a throughput setting that worked in the base run reports an error in the new one,
-- ``missing`` / ``added``: the row exists in only one run (reported, not gated: a suite may
-  legitimately change).
+  or a gated metric measured in the base run is NaN or null in the new one,
+- ``missing`` / ``added``: the row exists in only one run, or an ungated metric was measured in
+  only one (reported, not gated: a suite may legitimately change).
 
 CPU runs are deterministic on one machine, not across machines: a different CPU model, a
 different set of CPU kernels in torch or another torch build changes the float paths of training
@@ -19,13 +20,12 @@ gated at ``dice_drop_other_hardware`` instead of ``dice_drop``, and the comparis
 
 Exit code: 1 when any gated metric regressed (or failed), 0 otherwise. Throughput gates only
 with ``gate_throughput`` because timings on shared machines are noisy. Bad input (a missing
-folder, no results, a malformed row) raises ``UserError``, which the command line turns into
-exit code 2.
+folder, no results, a malformed row or a key field of the wrong type, an HTML path whose folder
+does not exist) raises ``UserError``, which the command line turns into exit code 2.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -199,6 +199,8 @@ def _compare_kind(base: Run, new: Run, kind: str, thresholds: dict[str, float], 
             new_error = kind == "throughput" and bool(new_row.get("error"))
             if metric == "images_per_s" and new_error and not base_error:
                 status = "failed"
+            elif gated and math.isnan(new_value) and not math.isnan(base_value):
+                status = "failed"  # a gated number the new run no longer produces must not pass
             elif math.isnan(base_value) or math.isnan(new_value):
                 if math.isnan(base_value) and math.isnan(new_value):
                     continue  # measured in neither run (e.g. HD95 switched off)
@@ -290,8 +292,12 @@ def write_comparison_html(comparison: Comparison, path: Path) -> Path:
         css=Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html, encoding="utf-8")
+    if not path.parent.is_dir():
+        raise UserError(f"compare: --html {path}: folder {path.parent} does not exist")
+    try:
+        path.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"compare: --html {path}: cannot write ({exc.strerror})") from None
     return path
 
 
@@ -353,30 +359,3 @@ def compare_runs(
     if stream is not None:
         print(comparison.text_table(), file=sys.stdout if stream == "stdout" else stream)
     return comparison
-
-
-def main_compare(argv: list[str] | None = None) -> int:
-    """``compare BASE NEW [--dice-drop X] [--throughput-ratio R] [--gate-throughput] [--html PATH]``.
-
-    Args:
-        argv: the arguments after ``compare``.
-
-    Returns:
-        The exit code: 0 no regression, 1 regression, 2 bad input (message printed to stderr).
-    """
-    parser = argparse.ArgumentParser(prog="unetgan-bench compare", description="Compare two run folders.")
-    parser.add_argument("base", help="reference run folder")
-    parser.add_argument("new", help="run folder to judge")
-    parser.add_argument("--dice-drop", type=float, default=0.005, help="largest allowed Dice drop (default 0.005)")
-    parser.add_argument("--throughput-ratio", type=float, default=0.8, help="smallest new/base images/s (default 0.8)")
-    parser.add_argument("--gate-throughput", action="store_true", help="fail on throughput regressions too")
-    parser.add_argument("--html", default=None, help="where to write the HTML (default NEW/comparison.html)")
-    args = parser.parse_args(argv)
-    try:
-        comparison = compare_runs(
-            args.base, args.new, args.dice_drop, args.throughput_ratio, args.gate_throughput, args.html
-        )
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return comparison.exit_code

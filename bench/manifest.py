@@ -74,21 +74,43 @@ def numerics(device: str) -> dict[str, str]:
     }
 
 
-def read(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / "manifest.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
+def machine(device: str) -> dict[str, Any]:
+    """The machine a result was measured on: :func:`numerics`, the CPU model and torch's thread count.
 
-
-def write(run_dir: Path, suite, runner, started: float, finished: float | None) -> None:
-    """Write the manifest atomically (it is rewritten as stages finish)."""
+    The manifest and every results row record this same dict.
+    """
     import torch
 
-    commit, dirty = git_state()
+    return {**numerics(device), "cpu_model": device_name("cpu"), "threads": torch.get_num_threads()}
+
+
+def write(
+    run_dir: Path,
+    suite,
+    *,
+    device: str,
+    jobs: int,
+    stages: dict[str, float],
+    source,
+    artifact_store: Path,
+    code: dict[str, Any],
+    started: float,
+    finished: float | None,
+) -> None:
+    """Write the manifest atomically (it is rewritten as stages finish).
+
+    Args:
+        run_dir: the run folder.
+        suite: the parsed suite.
+        device: the resolved torch device of the run.
+        jobs: training worker processes.
+        stages: seconds spent per stage so far.
+        source: the opened data source (is it synthetic, which subjects it skipped).
+        artifact_store: the artifact store's root folder.
+        code: the code and machine this run stamps on its rows (``bench.rows.Provenance.fields``).
+        started: start time, seconds since the epoch.
+        finished: end time, or None while the run goes on.
+    """
     data = {
         "suite": suite.name,
         "suite_path": suite.path,
@@ -96,22 +118,23 @@ def write(run_dir: Path, suite, runner, started: float, finished: float | None) 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)) if finished else None,
         "duration_s": round((finished or time.time()) - started, 3),
-        "commit": commit,
-        "dirty": dirty,
+        "commit": code["commit"],
+        "dirty": code["dirty"],
         "packages": package_versions(),
         "python": platform.python_version(),
-        "device": runner.device,
-        "device_name": device_name(runner.device),
-        "numerics": numerics(runner.device),
-        "threads": torch.get_num_threads(),
-        "jobs": runner.jobs,
-        "stages": {k: round(v, 3) for k, v in runner.stages.items()},
+        "device": device,
+        "device_name": code["machine"]["device_name"],
+        "numerics": {k: code["machine"][k] for k in ("device_name", "cpu_capability", "torch")},
+        "machine": code["machine"],
+        "threads": code["machine"]["threads"],
+        "jobs": jobs,
+        "stages": {k: round(v, 3) for k, v in stages.items()},
         "data_source": suite.data["source"],
-        "synthetic": bool(getattr(runner.source, "synthetic", False)),
+        "synthetic": bool(getattr(source, "synthetic", False)),
         "oracle": suite.scenarios.selection == "oracle",
         # Real-data sources with skip_bad = true leave out unreadable subjects: say which and why.
-        "skipped_subjects": [list(item) for item in getattr(runner.source, "skipped", [])],
-        "artifact_store": str(runner.store.root),
+        "skipped_subjects": [list(item) for item in getattr(source, "skipped", [])],
+        "artifact_store": str(artifact_store),
         "hostname": platform.node(),
     }
     path = Path(run_dir) / "manifest.json"

@@ -14,6 +14,7 @@ each task's thread count is fixed by the suite, the weights are the same for any
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -21,17 +22,16 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
+from unetgan_bench.bench.plan import Plan, Task
+from unetgan_bench.bench.store import ArtifactStore
+from unetgan_bench.bench.suite import Suite
 from unetgan_core.errors import UserError
-
-if TYPE_CHECKING:
-    from unetgan_bench.bench.plan import Task
-    from unetgan_bench.bench.runner import Runner
-    from unetgan_bench.bench.suite import Suite
 
 LEVELS = ("unet", "translator")  # a translator reads a trained Unet, so Unets come first
 
@@ -42,23 +42,55 @@ class TrainingFailure:
 
     Args:
         key: the task's key.
-        message: ``"<ExceptionType>: <message>"``, one line.
+        error_type: the exception's class name, e.g. ``"RuntimeError"``.
+        message: the exception's message, as raised.
         details: the worker's traceback, for ``logs/errors.log``.
         user_error: the exception was a ``UserError`` (bad input; the run stops with exit 2).
     """
 
     key: str
+    error_type: str
     message: str
     details: str
     user_error: bool
+
+    @classmethod
+    def of(cls, key: str, exc: BaseException) -> TrainingFailure:
+        """The failure of training ``key`` by raising ``exc`` (call inside the ``except`` block)."""
+        return cls(key, type(exc).__name__, str(exc), traceback.format_exc(), isinstance(exc, UserError))
+
+    def summary(self) -> str:
+        """``"<ExceptionType>: <message>"``."""
+        return f"{self.error_type}: {self.message}"
 
 
 class TrainingFailed(RuntimeError):
     """Raised where a cell needs a model whose training failed in a worker."""
 
     def __init__(self, failure: TrainingFailure) -> None:
-        super().__init__(failure.message)
+        super().__init__(failure.summary())
         self.details = failure.details
+
+
+class TrainingHost(Protocol):
+    """What ``train_missing`` needs of a runner (``bench.runner.Runner`` is one)."""
+
+    suite: Suite
+    run_dir: Path
+    device: str
+    store: ArtifactStore
+    plan: Plan
+    progress: bool
+
+    def artifact(self, task: Task) -> Path: ...
+
+    def training_data(self, task: Task) -> dict[str, Any]: ...
+
+    def stage_clock(self, kind: str) -> contextlib.AbstractContextManager[None]: ...
+
+
+# Builds a worker's runner: (suite, run_dir, device, store, progress) -> host. The runner's class itself.
+HostFactory = Callable[..., TrainingHost]
 
 
 def default_jobs(device: str, train_threads: int) -> int:
@@ -72,7 +104,7 @@ def default_jobs(device: str, train_threads: int) -> int:
     return max(1, cores // train_threads)
 
 
-def needed_training(runner: Runner, cells: list[Task]) -> set[str]:
+def needed_training(runner: TrainingHost, cells: list[Task]) -> set[str]:
     """Keys of the training tasks that ``cells`` read, directly or through another training task."""
     kinds = {t.key: t for t in runner.plan.tasks if t.kind in LEVELS}
     needed: set[str] = set()
@@ -86,7 +118,7 @@ def needed_training(runner: Runner, cells: list[Task]) -> set[str]:
 
 
 # -- worker side -------------------------------------------------------------------------------------------------
-_WORKER: Runner | None = None
+_WORKER: TrainingHost | None = None
 
 
 def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -96,10 +128,9 @@ def _exit_with_parent(parent: int, every_s: float = 1.0) -> None:
     os._exit(1)  # an unfinished artifact stays in its temporary folder and is never used
 
 
-def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path, parent: int) -> None:
-    from unetgan_bench.bench.runner import Runner
-    from unetgan_bench.bench.store import ArtifactStore
-
+def _start_worker(
+    factory: HostFactory, suite: Suite, run_dir: Path, device: str, store_root: Path, parent: int
+) -> None:
     global _WORKER
     # Ctrl-C reaches the whole process group; the parent decides what stops (see ``_stop``).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,7 +138,7 @@ def _start_worker(suite: Suite, run_dir: Path, device: str, store_root: Path, pa
     # terminated on Ctrl-C could not release it and the resource tracker would warn. A thread lock does.
     tqdm.set_lock(threading.RLock())
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True, name="parent-watch").start()
-    _WORKER = Runner(suite, run_dir, device, ArtifactStore(store_root), progress=False)
+    _WORKER = factory(suite, run_dir, device, ArtifactStore(store_root), progress=False)
 
 
 def _train_in_worker(key: str) -> TrainingFailure | None:
@@ -115,7 +146,7 @@ def _train_in_worker(key: str) -> TrainingFailure | None:
     try:
         _WORKER.artifact(_WORKER.plan.task(key))
     except Exception as exc:  # carried back and raised where a cell needs this model
-        return TrainingFailure(key, f"{type(exc).__name__}: {exc}", traceback.format_exc(), isinstance(exc, UserError))
+        return TrainingFailure.of(key, exc)
     return None
 
 
@@ -128,7 +159,7 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, TrainingFailure]:
+def train_missing(runner: TrainingHost, cells: list[Task], jobs: int) -> dict[str, TrainingFailure]:
     """Train, ``jobs`` at a time, every model that ``cells`` need and the store lacks.
 
     With ``jobs <= 1`` nothing happens here: the runner trains each model when a cell first
@@ -136,7 +167,8 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
     here first, so the workers never render the same phantom images twice.
 
     Args:
-        runner: the run's runner (its plan, store, device, stage clock).
+        runner: the run's runner (its plan, store, device, stage clock); each worker process
+            builds one of the same class.
         cells: the cells still to measure.
         jobs: worker processes.
 
@@ -144,8 +176,6 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
         key -> failure, for trainings that raised; ``Runner.artifact`` raises them for the
         cells that need those models.
     """
-    from unetgan_bench.bench.runner import STAGE_OF
-
     needed = needed_training(runner, cells)
     todo_of = {
         kind: [t for t in runner.plan.of_kind(kind) if t.key in needed and not runner.store.exists(kind, t.key)]
@@ -157,7 +187,7 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
         runner.training_data(task)
     failures: dict[str, TrainingFailure] = {}
     context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in OpenMP
-    init = (runner.suite, runner.run_dir, runner.device, runner.store.root, os.getpid())
+    init = (type(runner), runner.suite, runner.run_dir, runner.device, runner.store.root, os.getpid())
     pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=init)
     try:
         for kind in LEVELS:
@@ -170,13 +200,13 @@ def train_missing(runner: Runner, cells: list[Task], jobs: int) -> dict[str, Tra
                 continue
             bar = tqdm(total=len(todo), desc=f"training {kind} models ({jobs} at once)", disable=not runner.progress)
             try:
-                with runner.timed(STAGE_OF[kind]):
+                with runner.stage_clock(kind):
                     futures = [pool.submit(_train_in_worker, t.key) for t in todo]
                     for future in cf.as_completed(futures):
                         failure = future.result()
                         if failure is not None:
                             failures[failure.key] = failure
-                            tqdm.write(f"error: training {kind} {failure.key}: {failure.message}")
+                            tqdm.write(f"error: training {kind} {failure.key}: {failure.summary()}")
                         bar.update(1)
             except cf.process.BrokenProcessPool as exc:
                 # A worker died (killed, out of memory): what it did not finish trains in this process.

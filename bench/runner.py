@@ -26,8 +26,10 @@ from unetgan_bench.bench import parallel, steps
 from unetgan_bench.bench.plan import Plan, Task, build_plan
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.results import ResultsFile
+from unetgan_bench.bench.rows import Provenance, build_row, describe_commit, resolved_config
 from unetgan_bench.bench.store import ArtifactStore
 from unetgan_bench.bench.suite import Suite
+from unetgan_bench.reports import rundir
 from unetgan_core.errors import UserError
 
 STAGE_OF = {
@@ -49,8 +51,13 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     The lock is an ``flock`` on ``run_dir/.lock``: the kernel releases it when the process
     dies, even by ``kill -9``, so a stale lock never blocks a restart.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: exists and is not a folder; give --out a folder")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UserError(f"{run_dir}: cannot create the run folder ({exc.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,7 +96,9 @@ class Runner:
         self.progress = progress
         self.source = open_source(suite, suite.path)
         self.plan: Plan = build_plan(suite, self.source)
-        self.results = ResultsFile(run_dir / "results.jsonl")
+        self.results = ResultsFile(run_dir / rundir.RESULTS)
+        self.provenance = Provenance.current(device)
+        self.started = time.time()
         self.stages: dict[str, float] = {}
         self._data: dict[str, Any] = {}
         self._models: dict[str, Any] = {}
@@ -112,7 +121,7 @@ class Runner:
         failure = self._failed.get(task.key)
         if failure is not None:  # it already failed in a worker process: do not train it twice
             if failure.user_error:
-                raise UserError(failure.message.split(": ", 1)[-1])
+                raise UserError(failure.message)
             raise parallel.TrainingFailed(failure)
         return self.store.build(task.kind, task.key, lambda tmp: self._train(task, tmp))
 
@@ -159,6 +168,10 @@ class Runner:
         info = json.loads((self.store.path("translator", adapter["key"]) / "history.json").read_text())
         return info.get("selection", "unlabelled")
 
+    def stage_clock(self, kind: str) -> contextlib.AbstractContextManager[None]:
+        """Times work on tasks of ``kind`` into their stage (``STAGE_OF``)."""
+        return self.timed(STAGE_OF[kind])
+
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         start = time.perf_counter()
@@ -169,36 +182,21 @@ class Runner:
 
     # -- cells --------------------------------------------------------------------------
     def measure(self, task: Task) -> list[dict[str, Any]]:
+        """The rows of one cell (``bench.rows``): one per segmentation cell, per eps, per throughput setting."""
         cfg = task.config
-        base = {
-            "kind": task.kind,
-            "cell_id": task.key,
-            "suite": self.suite.name,
-            "config": cfg,
-            "device": self.device,
-        }
+        resolved = resolved_config(self.plan, task)
+
+        def row(fields: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+            return build_row(task, self.suite.name, self.device, resolved, self.provenance, fields, metrics)
+
         if task.kind == "throughput":
             with self.timed("throughput"):
-                rows = steps.measure_throughput(task, self.device)
-            settings = ("pipeline", "batch", "requested_batch", "image_size", "precision", "channels_last", "compile")
-            return [
-                {
-                    **base,
-                    "scenario": r.get("pipeline"),
-                    "vendor": None,
-                    "seed": None,
-                    "batch_size": r.get("requested_batch"),
-                    "size_px": r.get("image_size"),
-                    **{k: r.get(k) for k in settings},
-                    "metrics": {k: v for k, v in r.items() if k not in settings},
-                }
-                for r in rows
-            ]
+                measured = steps.measure_throughput(task, self.device)
+            return [row(*rundir.throughput_fields(r)) for r in measured]
 
         pipeline = self.pipeline(cfg["pipeline"])
         test = self.data(cfg["test"])
-        common = {
-            **base,
+        cell = {
             "scenario": cfg["scenario"],
             "vendor": cfg["vendor"],
             "role": cfg["role"],
@@ -206,39 +204,55 @@ class Runner:
             "selection": self.selection_of(cfg["pipeline"]),
         }
         if "fold" in cfg:
-            common["fold"] = cfg["fold"]
+            cell["fold"] = cfg["fold"]
         if task.kind == "segmentation":
             with self.timed("evaluation"):
                 per_image, metrics = steps.evaluate_segmentation(pipeline, test, cfg)
-            path = self.run_dir / "per_image" / f"{task.key}.csv"
+            relative = f"{rundir.PER_IMAGE}/{task.key}.csv"
+            path = self.run_dir / relative
             path.parent.mkdir(exist_ok=True)
             tmp = path.with_suffix(".tmp")
             per_image.to_csv(tmp, index=False)
             tmp.replace(path)
-            return [{**common, "metrics": metrics, "per_image": f"per_image/{task.key}.csv"}]
+            check = metrics.pop("fast_path")
+            return [row({**cell, "per_image": relative, "fast_path_check": check}, metrics)]
         with self.timed("attacks"):
             rows, panels = steps.evaluate_attack(pipeline, test, cfg)
         if panels is not None:
-            steps.save_panels(self.run_dir / "figures" / f"fgsm_{cfg['scenario']}_{cfg['vendor']}.npz", panels)
+            tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"]}
+            steps.save_panels(rundir.fgsm_panel_path(self.run_dir, **tags), {**panels, **tags})
         return [
-            {
-                **common,
-                "attack": r["attack"],
-                "eps": r["eps"],
-                "target": r["target"],
-                "attack_note": r["attack_note"],
-                "metrics": r["metrics"],
-            }
-            for r in rows
+            row({**cell, **{k: r[k] for k in ("attack", "eps", "target", "attack_note")}}, r["metrics"]) for r in rows
         ]
 
-    def run(self) -> RunResult:
+    def check_code(self, rows: list[dict[str, Any]], allow_mixed_commits: bool) -> None:
+        """Refuse to add rows measured at another commit (or dirty state) than ``rows``, unless allowed.
+
+        A resumed run would otherwise mix the results of two versions of the code in one folder
+        without saying so. With ``allow_mixed_commits`` the rows are added; every row records
+        its commit, and the report lists the commits its rows come from.
+        """
+        here = (self.provenance.commit, self.provenance.dirty)
+        other = sorted({(r["commit"], r["dirty"]) for r in rows} - {here}, key=str)
+        if other and not allow_mixed_commits:
+            recorded = ", ".join(describe_commit(*state) for state in other)
+            raise UserError(
+                f"{self.run_dir}: holds rows measured at {recorded}, but this is {self.provenance.describe()}; "
+                "pass --allow-mixed-commits to add rows of this commit anyway, or use another --out folder"
+            )
+
+    def run(self, allow_mixed_commits: bool = False) -> RunResult:
+        """Measure every cell that has no row yet (module docstring); see :meth:`check_code`."""
         removed = self.results.repair()
         if removed:
             tqdm.write(f"note: dropped a partial last row ({removed} bytes) left by an interrupted run")
-        done = self.results.completed_cells()
+        existing = rundir.read_rows(self.run_dir, missing_ok=True)
+        done = {row["cell_id"] for row in existing}
         cells = [t for t in self.plan.tasks if t.kind in ("segmentation", "fgsm", "throughput")]
         todo = [t for t in cells if t.key not in done]
+        if todo:
+            self.check_code(existing, allow_mixed_commits)
+        self.write_manifest(finished=None)
         self.train_for(todo)
         failed: list[str] = []
         bar = tqdm(todo, desc=f"{self.suite.name}: cells", unit="cell", disable=not self.progress)
@@ -264,6 +278,21 @@ class Runner:
             tqdm.write(f"skipped subject {subject}: {reason}")
         return RunResult(self.run_dir, None, len(todo) - len(failed), len(cells) - len(todo), failed)
 
+    def write_manifest(self, finished: float | None) -> None:
+        """(Re)write ``manifest.json``: the run so far, or finished at ``finished`` (seconds since the epoch)."""
+        manifest_mod.write(
+            self.run_dir,
+            self.suite,
+            device=self.device,
+            jobs=self.jobs,
+            stages=self.stages,
+            source=self.source,
+            artifact_store=self.store.root,
+            code=self.provenance.fields(),
+            started=self.started,
+            finished=finished,
+        )
+
 
 def run_suite(
     suite: Suite,
@@ -273,31 +302,32 @@ def run_suite(
     progress: bool = True,
     report: bool = True,
     jobs: int = 1,
+    allow_mixed_commits: bool = False,
 ) -> RunResult:
     """Run ``suite`` into ``run_dir`` (resuming what is there) and render its report.
 
     ``jobs`` trainings run at once in worker processes (``bench.parallel``); 1 trains each model
     in this process when a cell first needs it. The results are the same either way.
+    ``allow_mixed_commits`` lets a resumed run add rows at another commit than the folder's
+    rows (``Runner.check_code``).
     """
     from unetgan_core.device import resolve_device
 
     resolved = str(resolve_device(device))
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        started = time.time()
         runner = Runner(suite, run_dir, resolved, store or ArtifactStore(), progress, jobs)
-        previous = manifest_mod.read(run_dir)
+        previous = rundir.read_manifest(run_dir)
         if previous and previous.get("suite_config") != suite.resolved():
             raise UserError(f"{run_dir}: holds a run of a different suite configuration; use another --out folder")
-        manifest_mod.write(run_dir, suite, runner, started, finished=None)
-        result = runner.run()
+        result = runner.run(allow_mixed_commits)
         with runner.timed("figures"):
             steps.write_figures(runner)
-        manifest_mod.write(run_dir, suite, runner, started, finished=time.time())
+        runner.write_manifest(finished=time.time())
         if report:
             from unetgan_bench.reports.render import render_report
 
             with runner.timed("report"):
                 result.report = render_report(run_dir)
-            manifest_mod.write(run_dir, suite, runner, started, finished=time.time())
+            runner.write_manifest(finished=time.time())
         return result

@@ -118,6 +118,7 @@ def _predict(
 
 def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-image Dice (and HD95) of a pipeline on a labelled test set, and their summary."""
+    from unetgan_core import stats
     from unetgan_core.metrics import dice_scores, hd95_scores
 
     test = test.take(test.labelled)
@@ -139,7 +140,7 @@ def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tupl
     for col in table.columns[4:]:
         values = table[col].to_numpy()
         metrics[col] = float(np.nanmean(values)) if np.isfinite(values).any() else None
-        metrics[f"{col}_std"] = float(np.nanstd(values)) if np.isfinite(values).any() else None
+        metrics[f"{col}_std"] = stats.mean_std(values).std if np.isfinite(values).any() else None
         metrics[f"{col}_n_nan"] = int(np.isnan(values).sum())
     metrics["fast_path"] = fast
     return table, metrics

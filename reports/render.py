@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from unetgan_bench.reports import figures, tables
+from unetgan_bench.reports import figures, rundir, tables
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.collect import Run, load_run
 from unetgan_core.errors import DataError
@@ -91,6 +91,7 @@ def _header(run: Run) -> list[tuple[str, str]]:
         ("finished", str(m.get("finished") or fmt.MISSING)),
         ("duration", fmt.format_seconds(m.get("duration_s"))),
         ("commit", commit),
+        ("rows measured at", _row_commits(run)),
         ("device", str(m.get("device") or fmt.MISSING) + (f", {m['threads']} threads" if m.get("threads") else "")),
         ("data source", str(m.get("data_source") or fmt.MISSING) + (" (synthetic)" if run.synthetic else "")),
         *(
@@ -106,6 +107,17 @@ def _header(run: Run) -> list[tuple[str, str]]:
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
+
+
+def _row_commits(run: Run) -> str:
+    """The commits the rows come from (a resumed run may add rows at another commit), with row counts."""
+    parts = []
+    for commit, dirty, n in run.commits:
+        code = "commit not recorded (schema 1 rows)" if commit is None else commit[:12] + (" (dirty)" if dirty else "")
+        parts.append(f"{code}: {n} row{'s' if n != 1 else ''}")
+    if len(parts) > 1:
+        parts.insert(0, "MIXED")
+    return "; ".join(parts) or fmt.MISSING
 
 
 def _metric_section(run: Run, metric: str, digits: int) -> dict[str, Any] | None:
@@ -221,14 +233,10 @@ def _translation_panels(run: Run) -> list[dict[str, Any]]:
 
 
 def _fgsm_panels(run: Run) -> list[dict[str, Any]]:
-    scenarios = sorted({str(s) for s in run.fgsm.get("scenario", [])}, key=len, reverse=True)
     panels = []
-    for path in sorted((run.path / "figures").glob("fgsm_*.npz")):
-        stem = path.stem[len("fgsm_") :]
-        # Names may hold underscores: split at a scenario the run attacked, else at the first "_".
-        scenario = next((s for s in scenarios if stem.startswith(s + "_")), stem.split("_", 1)[0])
-        vendor = stem[len(scenario) + 1 :] or fmt.MISSING
-        panel = {"title": f"{tables.scenario_label(scenario)} on {vendor}", "uri": None, "error": None}
+    attacked = [str(s) for s in dict.fromkeys(run.fgsm.get("scenario", []))]
+    for scenario, vendor, path in rundir.fgsm_panel_files(run.path, attacked):
+        panel = {"title": f"{tables.scenario_label(scenario)} on {vendor or fmt.MISSING}", "uri": None, "error": None}
         try:
             panel["uri"], eps = figures.fgsm_panel(path)
             if eps is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +149,25 @@ def test_run_prints_report_path_last(tmp_path: Path, monkeypatch, capsys) -> Non
     assert last == f"report: {(out / 'report.html').resolve()}"
     assert (out / "report.html").stat().st_size > 0
     assert (out / "tables" / "table1.csv").is_file()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"42",
+        b"[1, 2]",
+        b"null",
+        b'{"kind": "\xff"}',
+        b'{"schema_version": 1, "kind": "fgsm", "cell_id": "c", "suite": "s", "scenario": "clean", "vendor": "ge",'
+        b' "seed": 0, "attack": "fgsm", "eps": "big", "metrics": {"dice_mean": 0.5}}',
+    ],
+)
+def test_report_on_a_malformed_results_line_exits_2_naming_file_and_line(tmp_path: Path, capsys, line) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(REPO / "tests" / "fixtures" / "run_small", run)
+    with open(run / "results.jsonl", "ab") as f:
+        f.write(line + b"\n")
+    rows = (run / "results.jsonl").read_bytes().count(b"\n")
+    assert main(["report", str(run)]) == EXIT_BAD_INPUT
+    assert f"{run / 'results.jsonl'}:{rows}: " in assert_one_error_line(capsys.readouterr().err)
+    assert not (run / "report.html").exists()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from unetgan_bench.bench.compare import compare_runs, main_compare
+from unetgan_bench.bench.cli import main
+from unetgan_bench.bench.compare import compare_runs
 from unetgan_core.errors import UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
@@ -113,39 +114,88 @@ def test_missing_row_is_reported_not_gated(base, tmp_path):
 
 
 def test_html_goes_where_asked(base, tmp_path):
+    (tmp_path / "out").mkdir()
     target = tmp_path / "out" / "cmp.html"
     result = compare_runs(base, base, html_path=target, stream=None)
     assert result.html_path == target and target.is_file()
     assert "http://" not in target.read_text() and "https://" not in target.read_text()
 
 
-@pytest.mark.parametrize(
-    "breakage",
-    [
-        "no_folder",
-        "no_results",
-        "empty_results",
-        "bad_json",
-        "wrong_schema",
-    ],
-)
+def test_html_into_a_missing_folder_is_one_line_exit_2(base, tmp_path, capsys):
+    target = tmp_path / "missing" / "cmp.html"
+    assert main(["compare", str(base), str(base), "--html", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"folder {target.parent} does not exist" in err
+    assert not target.parent.exists()  # not created behind the user's back
+
+
+def _append_line(results: Path, line: bytes) -> None:
+    with open(results, "ab") as f:
+        f.write(line + b"\n")
+
+
+def _first_row(change):
+    """Apply ``change`` to the first FGSM row only (the file's other rows stay well formed)."""
+    done = []
+
+    def edit(row):
+        if row["kind"] == "fgsm" and not done:
+            change(row)
+            done.append(row)
+
+    return edit
+
+
+BREAKAGES = {
+    "no_folder": lambda new, results: shutil.rmtree(new),
+    "no_results": lambda new, results: results.unlink(),
+    "empty_results": lambda new, results: results.write_text(""),
+    "bad_json": lambda new, results: _append_line(results, b"{not json}"),
+    "wrong_schema": lambda new, results: results.write_text(
+        results.read_text().replace('"schema_version": 1', '"schema_version": 7', 1)
+    ),
+    "number_line": lambda new, results: _append_line(results, b"42"),
+    "list_line": lambda new, results: _append_line(results, b"[1, 2]"),
+    "null_line": lambda new, results: _append_line(results, b"null"),
+    "not_utf8_line": lambda new, results: _append_line(results, b'{"kind": "\xff\xfe"}'),
+    "not_utf8_manifest": lambda new, results: (new / "manifest.json").write_bytes(b'{"suite": "\xff"}'),
+    "manifest_list": lambda new, results: (new / "manifest.json").write_text("[1, 2]"),
+    "text_eps": lambda new, results: _edit(new, _first_row(lambda row: row.update(eps="big"))),
+    "list_seed": lambda new, results: _edit(new, _first_row(lambda row: row.update(seed=[0, 1]))),
+    "dict_scenario": lambda new, results: _edit(new, _first_row(lambda row: row.update(scenario={"a": 1}))),
+    "text_metric": lambda new, results: _edit(new, _first_row(lambda row: row["metrics"].update(ssim="high"))),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
 def test_malformed_input_raises_user_error_and_exits_2(base, tmp_path, breakage, capsys):
     new = _copy(tmp_path, "new")
-    results = new / "results.jsonl"
-    if breakage == "no_folder":
-        shutil.rmtree(new)
-    elif breakage == "no_results":
-        results.unlink()
-    elif breakage == "empty_results":
-        results.write_text("")
-    elif breakage == "bad_json":
-        results.write_text(results.read_text() + "{not json}\n")
-    elif breakage == "wrong_schema":
-        results.write_text(results.read_text().replace('"schema_version": 1', '"schema_version": 7', 1))
+    BREAKAGES[breakage](new, new / "results.jsonl")
     with pytest.raises(UserError):
         compare_runs(base, new, stream=None)
-    assert main_compare([str(base), str(new)]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    assert main(["compare", str(base), str(new)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", [float("nan"), None])
+def test_a_gated_dice_that_is_nan_in_the_new_run_fails(base, tmp_path, value, capsys):
+    new = _copy(tmp_path, "new")
+
+    def lose_dice(row):
+        if row["kind"] == "segmentation":
+            for name in ("dice_mean", "dice_blood_pool", "dice_myo"):
+                row["metrics"][name] = value
+
+    _edit(new, lose_dice)
+    result = compare_runs(base, new, stream=None)
+    failed = result.regressions
+    assert result.exit_code == 1
+    assert set(failed["status"]) == {"failed"} and set(failed["metric"]) == {"dice_mean", "dice_blood_pool", "dice_myo"}
+    assert len(failed) == 3 * len(result.rows[(result.rows["kind"] == "segmentation")]["key"].unique())
+    assert main(["compare", str(base), str(new)]) == 1
+    assert "REGRESSED" in capsys.readouterr().out
 
 
 def test_bad_thresholds_are_user_errors(base):
@@ -161,6 +211,8 @@ def test_runs_with_nothing_in_common_are_rejected(base, tmp_path):
     row = {
         "schema_version": 1,
         "kind": "segmentation",
+        "cell_id": "c0",
+        "suite": "other",
         "scenario": "x",
         "vendor": "y",
         "seed": 9,
@@ -171,12 +223,12 @@ def test_runs_with_nothing_in_common_are_rejected(base, tmp_path):
         compare_runs(base, other, stream=None)
 
 
-def test_main_compare_exit_codes(base, tmp_path, capsys):
-    assert main_compare([str(base), str(base)]) == 0
+def test_cli_compare_exit_codes(base, tmp_path, capsys):
+    assert main(["compare", str(base), str(base)]) == 0
     new = _copy(tmp_path, "new")
     _edit(new, _shift_dice(-0.05))
-    assert main_compare([str(base), str(new), "--dice-drop", "0.1"]) == 0
-    assert main_compare([str(base), str(new)]) == 1
+    assert main(["compare", str(base), str(new), "--dice-drop", "0.1"]) == 0
+    assert main(["compare", str(base), str(new)]) == 1
     assert "REGRESSED" in capsys.readouterr().out
 
 

@@ -156,6 +156,7 @@ def _write_cell(run_dir, cell_id, row, subjects, values):
     ResultsFile(run_dir / "results.jsonl").append(
         [
             {
+                "schema_version": 1,  # the fold in the task config, as version 1 rows had it
                 "kind": "segmentation",
                 "cell_id": cell_id,
                 "suite": "f",

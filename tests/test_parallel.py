@@ -80,33 +80,35 @@ def test_a_failure_in_a_worker_comes_back_with_its_traceback() -> None:
     finally:
         parallel._WORKER = None
     assert failure.key == "abc"
-    assert failure.message == "ValueError: no images for abc"
+    assert (failure.error_type, failure.message) == ("ValueError", "no images for abc")
+    assert failure.summary() == "ValueError: no images for abc"
     assert "Traceback" in failure.details and "no images for abc" in failure.details
     assert not failure.user_error
 
 
-def _fail_unet_training(env: Path, monkeypatch, message: str, user_error: bool):
+def _fail_unet_training(env: Path, monkeypatch, error_type: str, message: str, user_error: bool):
     """The tiny suite, with its Unet's training reported as failed in a worker (``details`` = "worker tb")."""
     suite = _suite(env)
     (unet,) = build_plan(suite, open_source(suite, suite.path)).of_kind("unet")
-    failure = parallel.TrainingFailure(unet.key, message, "worker tb", user_error)
+    failure = parallel.TrainingFailure(unet.key, error_type, message, "worker tb", user_error)
     monkeypatch.setattr(parallel, "train_missing", lambda runner, cells, jobs: {unet.key: failure})
     return suite
 
 
 def test_cells_that_need_a_failed_model_fail_and_log_the_worker_traceback(env, monkeypatch) -> None:
-    suite = _fail_unet_training(env, monkeypatch, "RuntimeError: out of memory", user_error=False)
+    suite = _fail_unet_training(env, monkeypatch, "RuntimeError", "out of memory", user_error=False)
 
     result = run_suite(suite, env / "run", store=ArtifactStore(env / "store"), progress=False, report=False)
 
-    assert len(result.failed) == 3 and all("out of memory" in f for f in result.failed)
+    assert len(result.failed) == 3 and all("TrainingFailed: RuntimeError: out of memory" in f for f in result.failed)
     assert "worker tb" in (env / "run" / "logs" / "errors.log").read_text(encoding="utf-8")
     assert not (env / "store" / "unet").exists()  # not trained a second time in this process
 
 
 def test_a_bad_input_error_in_a_worker_stops_the_run_as_bad_input(env, monkeypatch) -> None:
-    suite = _fail_unet_training(env, monkeypatch, "UserError: lr must be > 0, got 0", user_error=True)
-    with pytest.raises(UserError, match="^lr must be > 0, got 0$"):
+    # The message may itself hold ": " (it is carried whole, not split back out of a summary line).
+    suite = _fail_unet_training(env, monkeypatch, "UserError", "[unet] lr: must be > 0, got 0", user_error=True)
+    with pytest.raises(UserError, match=r"^\[unet\] lr: must be > 0, got 0$"):
         run_suite(suite, env / "run", store=ArtifactStore(env / "store"), progress=False, report=False)
 
 

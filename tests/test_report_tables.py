@@ -131,7 +131,7 @@ def test_later_row_with_same_key_replaces_earlier(tmp_path):
     ("content", "message"),
     [
         ('{"schema_version": 1, "kind": "segmentation"\n', "not a JSON row"),
-        ('{"schema_version": 2, "kind": "segmentation", "metrics": {}}\n', "schema_version"),
+        ('{"schema_version": 7, "kind": "segmentation", "metrics": {}}\n', "schema_version"),
         ('{"schema_version": 1, "kind": "mystery", "metrics": {}}\n', "unknown kind"),
         ('{"schema_version": 1, "kind": "segmentation", "metrics": {"dice_mean": 0.5}}\n', "lacks 'scenario'"),
     ],

@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tiny_suites import tiny_text
 
-from unetgan_bench.bench import steps
+from unetgan_bench.bench import manifest, steps
+from unetgan_bench.bench.cli import main as cli_main
 from unetgan_bench.bench.plan import build_plan
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.runner import run_lock, run_suite
@@ -28,6 +30,9 @@ from unetgan_bench.bench.suite import parse_suite
 from unetgan_core.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
+# Waits on a process or condition end as soon as it holds; this only stops a test that hangs.
+# It is no measure of speed: a loaded 2-core machine may take minutes where an idle one takes seconds.
+HANG_GUARD_S = 600
 CELL_KINDS = ("segmentation", "fgsm", "throughput")
 
 
@@ -95,7 +100,7 @@ def test_run_writes_rows_per_image_csvs_and_manifest(env) -> None:
     for row in rows:
         for key in ("schema_version", "cell_id", "config", "seed", "vendor", "scenario", "metrics"):
             assert key in row, key
-        assert row["schema_version"] == 1
+        assert row["schema_version"] == 2
         assert row["seed"] == 0
         assert 0.0 <= row["metrics"]["dice_mean"] <= 1.0
         assert row["metrics"]["n_images"] == 4  # 1 test subject x 2 slices x 2 phases
@@ -112,6 +117,9 @@ def test_run_writes_rows_per_image_csvs_and_manifest(env) -> None:
             images = list(csv.DictReader(f))
         assert len(images) == row["metrics"]["n_images"]
         assert {"index", "subject", "dice_mean", "hd95_mm"} <= set(images[0])
+        # Row std is the sample std (ddof=1), as in the report's tables.
+        dice = np.array([float(image["dice_mean"]) for image in images])
+        assert row["metrics"]["dice_mean_std"] == pytest.approx(np.std(dice, ddof=1), rel=1e-12)
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
     for key in ("commit", "dirty", "packages", "device", "threads", "stages"):
@@ -230,11 +238,11 @@ def start_parallel_run_until_a_model_is_trained(suite_path: Path, run_dir: Path,
     process = subprocess.Popen(
         command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_GUARD_S
     while not any(a.startswith("unet/") for a in artifact_dirs(env["store"])):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail("the run ended, or trained no model within 120 s")
+            pytest.fail(f"the run ended, or trained no model within {HANG_GUARD_S} s")
         time.sleep(0.02)
     workers = child_pids(process.pid)
     assert len(workers) >= 2, "expected the pool's worker processes"
@@ -242,6 +250,7 @@ def start_parallel_run_until_a_model_is_trained(suite_path: Path, run_dir: Path,
 
 
 def wait_until_gone(pids: list[int], seconds: float) -> None:
+    """Return once every process in ``pids`` has ended; ``seconds`` only guards against a hang."""
     deadline = time.monotonic() + seconds
     while alive := [pid for pid in pids if Path(f"/proc/{pid}").exists()]:
         assert time.monotonic() < deadline, f"processes {alive} still running after {seconds} s"
@@ -258,7 +267,7 @@ def test_resume_after_kill_9_during_training_in_workers(env) -> None:
     process.send_signal(signal.SIGKILL)  # the workers are orphaned in the middle of their work
     process.communicate()
     assert not (run_dir / "results.jsonl").exists() or len(read_rows(run_dir)) < len(cells)
-    wait_until_gone(workers, 30)  # they notice within about a second that their parent is gone
+    wait_until_gone(workers, HANG_GUARD_S)  # they notice within about a second that their parent is gone
 
     result = run_suite(
         suite, run_dir, device="cpu", store=ArtifactStore(env["store"]), progress=False, report=False, jobs=2
@@ -274,18 +283,23 @@ def test_resume_after_kill_9_during_training_in_workers(env) -> None:
 @pytest.mark.slow
 def test_ctrl_c_during_training_in_workers_stops_at_once_and_resumes(env) -> None:
     suite_path = env["root"] / "tiny.toml"
-    suite = tiny_suite(suite_path, seeds=(0, 1, 2, 3), targets=("siemens", "ge"))
+    seeds = (0, 1, 2, 3, 4, 5)
+    suite = tiny_suite(suite_path, seeds=seeds, targets=("siemens", "ge"))
     run_dir = env["root"] / "run"
     process, workers = start_parallel_run_until_a_model_is_trained(suite_path, run_dir, env)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C does: every process of the foreground group
     try:
-        _, err = process.communicate(timeout=30)  # not after every queued training has finished
+        _, err = process.communicate(timeout=HANG_GUARD_S)
     finally:
         process.kill()
     assert process.returncode == 130
     assert "interrupted; run the same command again to resume" in err.decode()
     assert "Traceback" not in err.decode() and "leaked" not in err.decode()
-    wait_until_gone(workers, 10)
+    # "At once" without a clock: the queued trainings were not run first. One Unet per seed was
+    # queued, two at a time; at the signal one had finished.
+    trained = [a for a in artifact_dirs(env["store"]) if a.startswith("unet/")]
+    assert 1 <= len(trained) < len(seeds)
+    wait_until_gone(workers, HANG_GUARD_S)
 
     result = run_suite(suite, run_dir, device="cpu", store=ArtifactStore(env["store"]), progress=False, report=False)
     assert result.failed == [] and result.measured == len(planned_cells(suite))
@@ -335,3 +349,114 @@ def test_cpu_runs_are_deterministic_across_folders_and_caches(env, monkeypatch) 
     for cell in dice_a:
         csv_a = (env["root"] / "a" / "per_image" / f"{cell}.csv").read_bytes()
         assert csv_a == (env["root"] / "b" / "per_image" / f"{cell}.csv").read_bytes()
+
+
+# -- self-describing rows and resuming at another commit -----------------------------------------------------------
+def rewrite_rows(run_dir: Path, change) -> None:
+    """Rewrite every row through ``change(row)`` (tests only; runs themselves only append)."""
+    rows = read_rows(run_dir)
+    for row in rows:
+        change(row)
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_every_row_records_its_code_machine_and_resolved_settings(env) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    run_tiny(suite, run_dir, env["store"])
+    plan = build_plan(suite, open_source(suite, suite.path))
+    commit, dirty = manifest.git_state()
+    manifest_data = json.loads((run_dir / "manifest.json").read_text())
+
+    for row in read_rows(run_dir):
+        assert (row["commit"], row["dirty"]) == (commit, dirty)
+        assert row["machine"] == manifest_data["machine"]  # the same numbers as the manifest
+        assert {"device_name", "cpu_model", "cpu_capability", "torch", "threads"} <= set(row["machine"])
+        assert row["device"] == "cpu" and "device" not in row["metrics"]
+        config = row["config"]
+        unet = config["pipeline"]["unet"]
+        (unet_task,) = plan.of_kind("unet")
+        assert unet["id"] == unet_task.key  # the hash is kept as the id ...
+        assert unet["config"]["epochs"] == 1 and unet["config"]["model_kwargs"] == {"width": 4}  # ... and resolved
+        assert unet["train"]["vendor"] == "philips" and unet["train"]["split"] == "train"
+        assert config["test"]["vendor"] == row["vendor"] and len(config["test"]["subjects"]) == 1
+        assert config["data_source"]["size_px"] == 32
+        if row["scenario"] == "histmatch":
+            assert config["pipeline"]["adapter"]["fit"]["split"] == "train"
+
+
+def test_throughput_rows_name_each_setting_once(env) -> None:
+    extra = """
+[throughput]
+pipelines = ["segment"]
+batch_sizes = [2]
+image_sizes = [32]
+precisions = ["fp32"]
+channels_last = [false]
+warmup = 1
+repeats = 1
+peak_sizes = [64]
+"""
+    suite = tiny_suite(env["root"] / "tiny.toml", scenarios=("clean",), targets=(), extra=extra)
+    run_dir = env["root"] / "run"
+    assert run_tiny(suite, run_dir, env["store"]).failed == []
+    (row,) = [r for r in read_rows(run_dir) if r["kind"] == "throughput"]
+    assert (row["pipeline"], row["batch_size"], row["size_px"], row["precision"]) == ("segment", 2, 32, "fp32")
+    for old_name in ("batch", "requested_batch", "image_size", "scenario"):
+        assert old_name not in row, old_name
+    assert row["metrics"]["batch_used"] == 2 and row["metrics"]["images_per_s"] > 0
+    assert not {"device", "device_name", "torch_version", "threads", "error"} & set(row["metrics"])
+    assert row["error"] is None and row["config"]["section"]["warmup"] == 1
+
+
+def test_resuming_at_another_commit_is_refused_unless_allowed(env, capsys) -> None:
+    suite = tiny_suite(env["root"] / "tiny.toml")
+    run_dir = env["root"] / "run"
+    run_tiny(suite, run_dir, env["store"])
+    old = "0123456789abcdef0123456789abcdef01234567"
+
+    def from_old_commit(row):
+        row["commit"], row["dirty"] = old, False
+
+    rewrite_rows(run_dir, from_old_commit)
+    # Nothing left to measure: nothing would be mixed, so nothing is refused.
+    assert run_tiny(suite, run_dir, env["store"]).measured == 0
+    lines = (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (run_dir / "results.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
+
+    with pytest.raises(UserError, match="commit 0123456789ab.*--allow-mixed-commits") as info:
+        run_tiny(suite, run_dir, env["store"])
+    assert "\n" not in str(info.value)
+    assert len(read_rows(run_dir)) == 2  # nothing was added
+    argv = ["run", str(env["root"] / "tiny.toml"), "--out", str(run_dir), "--cache", str(env["store"]), "--quiet"]
+    assert cli_main(argv) == 2
+    assert "--allow-mixed-commits" in capsys.readouterr().err
+
+    assert cli_main([*argv, "--allow-mixed-commits"]) == 0
+    commits = {r["commit"] for r in read_rows(run_dir)}
+    assert commits == {old, manifest.git_state()[0]}
+    header = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "MIXED" in header and f"{old[:12]}: 2 rows" in header
+
+
+@pytest.mark.parametrize("line", [b"42", b"[1, 2]", b"null", b'{"kind": "\xff"}'])
+def test_resuming_a_folder_with_a_malformed_row_is_one_line(env, capsys, line) -> None:
+    suite_path = env["root"] / "tiny.toml"
+    tiny_suite(suite_path)
+    run_dir = env["root"] / "run"
+    run_dir.mkdir()
+    (run_dir / "results.jsonl").write_bytes(line + b"\n")
+    assert cli_main(["run", str(suite_path), "--out", str(run_dir), "--cache", str(env["store"]), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{run_dir / 'results.jsonl'}:1: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_out_that_cannot_be_a_run_folder_is_one_line(env, capsys, where) -> None:
+    suite_path = env["root"] / "tiny.toml"
+    tiny_suite(suite_path)
+    (env["root"] / "taken").write_text("not a folder")
+    out = env["root"] / "taken" if where == "file" else env["root"] / "taken" / "run"
+    assert cli_main(["run", str(suite_path), "--out", str(out), "--cache", str(env["store"]), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(out) in err and "Traceback" not in err
