@@ -1,12 +1,12 @@
 """``render_report(run_dir)``: one self-contained ``report.html`` for a run folder.
 
-Every number is computed once per render in a :class:`reports.runstats.RunStats` and
+Every table is computed once per render in a :class:`reports.runstats.RunStats` and
 formatted in Python (the table modules and ``reports.format``); the Jinja template only loops
-and prints. The CSV, LaTeX and ``summary.json`` exports are printed from the same ``RunStats``. Autoescaping is on, so a vendor or scenario name
-is always shown as text. The CSS is inlined and figures are inline SVG or PNG data URIs, so
-the file makes no network request and opens offline. A part the run did not measure shows
-"not measured in this run"; a figure file that cannot be read shows why, instead of
-stopping the whole report.
+and prints, and the CSV, LaTeX and ``summary.json`` exports print the same ``RunStats``.
+Autoescaping is on, so a vendor or scenario name is always shown as text. The CSS is inlined
+and figures are inline SVG or PNG data URIs, so the file makes no network request and opens
+offline. A part the run did not measure shows "not measured in this run"; a figure file that
+cannot be read shows why, instead of stopping the whole report.
 """
 
 from __future__ import annotations
