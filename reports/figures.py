@@ -12,6 +12,7 @@ import base64
 import io
 import math
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ OVERLAY_ALPHA = 0.45
 TRANSLATION_ARRAYS = ("original", "translated", "pred_before", "pred_after", "label")
 FGSM_ARRAYS = ("image", "perturbation", "adversarial", "pred_before", "pred_after", "label")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Characters a line of a throughput setting label holds: about half the chart's 6 inches.
+SETTING_LABEL_CHARS = 40
 
 _RC = {
     "svg.fonttype": "none",  # keep text as <text>: smaller files, selectable labels
@@ -127,7 +130,7 @@ def dice_bar_chart(stats: pd.DataFrame, labels: dict[str, str], ylabel: str = "D
     """Grouped bars: mean per vendor (groups) and scenario (colours), 95% bootstrap CI as error bars.
 
     Args:
-        stats: rows of :func:`reports.tables.segmentation_stats` (vendor, scenario, mean, ci95_low, ci95_high).
+        stats: rows of :func:`reports.cellstats.segmentation_stats` (vendor, scenario, mean, ci95_low, ci95_high).
         labels: scenario name -> legend label.
         ylabel: the y-axis label (Dice is unitless, in [0, 1]).
 
@@ -178,7 +181,7 @@ def fgsm_chart(curves: pd.DataFrame) -> str | None:
     """Dice against perturbation size, one line per (scenario, vendor) and a line style per attack.
 
     Args:
-        curves: the output of :func:`reports.tables.fgsm_curves` (eps in normalised [0, 1] units).
+        curves: the output of :func:`reports.fgsm_tables.fgsm_curves` (eps in normalised [0, 1] units).
 
     Returns:
         Inline SVG, or None when no attack was measured.
@@ -218,7 +221,7 @@ def throughput_chart(table: pd.DataFrame) -> str | None:
     """Horizontal bars of images per second per throughput setting (failed settings left out).
 
     Args:
-        table: the output of :func:`reports.tables.throughput_table`.
+        table: the output of :func:`reports.throughput_tables.throughput_table`.
 
     Returns:
         Inline SVG, or None when no setting was measured successfully.
@@ -228,12 +231,16 @@ def throughput_chart(table: pd.DataFrame) -> str | None:
     ok = table[(table["error"] == "") & table["images_per_s"].notna()]
     if ok.empty:
         return None
+    # A setting label wider than the figure would squeeze the axes to nothing (a run with one
+    # setting names all of them): wrap labels into lines and give each bar room for its lines.
+    labels = [textwrap.fill(_plain(s), SETTING_LABEL_CHARS, break_on_hyphens=False) for s in ok["setting"]]
+    lines = max(label.count("\n") + 1 for label in labels)
     with matplotlib.rc_context(_RC):
-        fig = _new_figure(6.0, 0.35 * len(ok) + 1.0)
+        fig = _new_figure(6.0, 0.35 * lines * len(ok) + 1.0)
         ax = fig.add_subplot()
         ys = np.arange(len(ok))
         ax.barh(ys, ok["images_per_s"], color=PALETTE[0])
-        ax.set_yticks(ys, [_plain(s) for s in ok["setting"]])
+        ax.set_yticks(ys, labels)
         ax.invert_yaxis()
         ax.set_xlabel("images per second")
         ax.grid(axis="y", visible=False)

@@ -9,6 +9,7 @@ mask) prints as ``n/a``: the two mean different things and must stay distinguish
 from __future__ import annotations
 
 import math
+from typing import Any
 
 MISSING = "\u2013"  # en dash, as in the paper's Table 1 for "not applicable"
 UNDEFINED = "n/a"
@@ -29,6 +30,17 @@ def _is_missing(value: float | None) -> bool:
 
 def _is_undefined(value: float | None) -> bool:
     return value is not None and isinstance(value, float) and math.isnan(value)
+
+
+def none_if_nan(value: Any) -> Any:
+    """``None`` for a NaN that stands for "not computed" (e.g. a CI from one image), so it prints as the dash.
+
+    Args:
+        value: any value; a float NaN becomes ``None``, everything else is returned as it is.
+    """
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def format_number(value: float | None, digits: int = 3) -> str:

@@ -1,11 +1,12 @@
 """``render_report(run_dir)``: one self-contained ``report.html`` for a run folder.
 
-Every number is computed and formatted in Python (``reports.tables`` and ``reports.format``);
-the Jinja template only loops and prints. Autoescaping is on, so a vendor or scenario name
-is always shown as text. The CSS is inlined and figures are inline SVG or PNG data URIs, so
-the file makes no network request and opens offline. A part the run did not measure shows
-"not measured in this run"; a figure file that cannot be read shows why, instead of
-stopping the whole report.
+Every table is computed once per render in a :class:`reports.runstats.RunStats` and
+formatted in Python (the table modules and ``reports.format``); the Jinja template only loops
+and prints, and the CSV, LaTeX and ``summary.json`` exports print the same ``RunStats``.
+Autoescaping is on, so a vendor or scenario name is always shown as text. The CSS is inlined
+and figures are inline SVG or PNG data URIs, so the file makes no network request and opens
+offline. A part the run did not measure shows "not measured in this run"; a figure file that
+cannot be read shows why, instead of stopping the whole report.
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from unetgan_bench.reports import figures, rundir, tables
+from unetgan_bench.reports import figures, rundir
 from unetgan_bench.reports import format as fmt
+from unetgan_bench.reports.cellstats import METRIC_LABELS
 from unetgan_bench.reports.collect import Run, load_run
+from unetgan_bench.reports.exports import write_exports
+from unetgan_bench.reports.ordering import scenario_label, scenario_order, vendor_order
+from unetgan_bench.reports.paper import paper_recovery
+from unetgan_bench.reports.recovery import MIN_DROP, NO_DROP, recovering_methods, recovery_text
+from unetgan_bench.reports.runstats import RunStats
+from unetgan_bench.reports.segmentation_tables import wide_table
+from unetgan_bench.reports.throughput_tables import throughput_text
 from unetgan_core.errors import DataError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -57,7 +66,7 @@ RECOVERY_NOTE = (
     "\u2212 the clean Unet's Dice on the target) / drop, where drop is the clean Unet's Dice on the "
     "source \u2212 its Dice on the target (Table 1's means); 100% reaches the source's Dice, 0% is no "
     "better than the clean Unet, and it is undefined where the drop is at most "
-    f"{fmt.format_number(tables.MIN_DROP, 2)}. In brackets: the standard deviation of the per-seed "
+    f"{fmt.format_number(MIN_DROP, 2)}. In brackets: the standard deviation of the per-seed "
     "recoveries, in percentage points, and the number of seeds."
 )
 _TRANSLATION_FILE = re.compile(r"^translation_(?P<vendor>.+)_seed(?P<seed>\d+)\.npz$")
@@ -120,11 +129,11 @@ def _row_commits(run: Run) -> str:
     return "; ".join(parts) or fmt.MISSING
 
 
-def _metric_section(run: Run, metric: str, digits: int) -> dict[str, Any] | None:
-    stats = tables.segmentation_stats(run, metric)
-    if stats.empty:
+def _metric_section(stats: RunStats, metric: str, digits: int) -> dict[str, Any] | None:
+    table = stats.segmentation(metric)
+    if table.empty:
         return None
-    return {"title": tables.METRIC_LABELS[metric], "table": tables.wide_table(run, stats, "html", digits)}
+    return {"title": METRIC_LABELS[metric], "table": wide_table(table, "html", digits)}
 
 
 def _method_list(scenarios: list[str], table: pd.DataFrame) -> str:
@@ -132,29 +141,29 @@ def _method_list(scenarios: list[str], table: pd.DataFrame) -> str:
     names = []
     for scenario in scenarios:
         selections = "+".join(table.loc[table["scenario"] == scenario, "selection"].astype(str)).split("+")
-        names.append(tables.scenario_label(scenario) + (" (oracle)" if "oracle" in selections else ""))
+        names.append(scenario_label(scenario) + (" (oracle)" if "oracle" in selections else ""))
     return ", ".join(names)
 
 
-def _recovery(run: Run, dice: pd.DataFrame) -> dict[str, Any] | None:
-    table = tables.recovery_table(run, dice)
+def _recovery(stats: RunStats) -> dict[str, Any] | None:
+    table = stats.recovery
     if table.empty:
         return None
     rows = [
         {
             "vendor": r["vendor"],
-            "method": tables.scenario_label(r["scenario"]),
+            "method": scenario_label(r["scenario"]),
             "drop": fmt.format_number(float(r["drop"])),
             "dice_clean": fmt.format_number(float(r["dice_clean"])),
             "dice": fmt.format_number(float(r["dice"])),
-            "recovery": tables.recovery_text(r, "html"),
+            "recovery": recovery_text(r, "html"),
             # The pooled-undefined reason is already in the recovery text; seeds left out are not.
             "note": "" if math.isnan(float(r["recovery"])) else str(r["note"]),
             "oracle": "oracle" if "oracle" in str(r["selection"]).split("+") else "",
         }
         for _, r in table.iterrows()
     ]
-    methods, left_out = tables.recovering_methods(table, 0.5)
+    methods, left_out = recovering_methods(table, 0.5)
     if len(left_out) == table["vendor"].nunique():
         conclusion = "No target vendor has a drop to recover."
     else:
@@ -164,7 +173,7 @@ def _recovery(run: Run, dice: pd.DataFrame) -> dict[str, Any] | None:
             + "."
         )
         if left_out:
-            conclusion += f" Left out ({tables.NO_DROP}): {', '.join(left_out)}."
+            conclusion += f" Left out ({NO_DROP}): {', '.join(left_out)}."
     return {"rows": rows, "conclusion": conclusion, "paper_check": _paper_check(table)}
 
 
@@ -183,7 +192,7 @@ def _paper_check(table: pd.DataFrame) -> str | None:
         return ", ".join(f"{fmt.format_percent(v, 0)} on {vendor}" for vendor, v in values.items())
 
     text = f"Unet-GAN with the paper's loss, as this suite configures it, recovers {listing(unetgan)}"
-    paper = {v: tables.paper_recovery(v) for v in unetgan if tables.paper_recovery(v) is not None}
+    paper = {v: paper_recovery(v) for v in unetgan if paper_recovery(v) is not None}
     if paper:
         text += f" (the paper's Table 1: {listing(paper)})"
     for scenario, label in (("cyclegan", "plain CycleGAN"), ("unetgan_nofeat", "Unet-GAN without the feature loss")):
@@ -214,7 +223,7 @@ def _translation_tags(path: Path) -> tuple[str | None, str, int] | None:
 
 def _translation_panels(run: Run) -> list[dict[str, Any]]:
     panels = []
-    order = {v: i for i, v in enumerate(tables.vendor_order(run))}
+    order = {v: i for i, v in enumerate(vendor_order(run))}
     found = []
     for path in sorted((run.path / "figures").glob("translation_*.npz")):
         tags = _translation_tags(path)
@@ -222,7 +231,7 @@ def _translation_panels(run: Run) -> list[dict[str, Any]]:
             scenario, vendor, seed = tags
             found.append((order.get(vendor, len(order)), vendor, scenario or "", seed, path))
     for _, vendor, scenario, seed, path in sorted(found, key=lambda t: t[:4]):
-        title = f"{tables.scenario_label(scenario)} on {vendor}, seed {seed}" if scenario else f"{vendor}, seed {seed}"
+        title = f"{scenario_label(scenario)} on {vendor}, seed {seed}" if scenario else f"{vendor}, seed {seed}"
         panel = {"title": title, "uri": None, "error": None}
         try:
             panel["uri"] = figures.translation_panel(path)
@@ -236,7 +245,7 @@ def _fgsm_panels(run: Run) -> list[dict[str, Any]]:
     panels = []
     attacked = [str(s) for s in dict.fromkeys(run.fgsm.get("scenario", []))]
     for scenario, vendor, path in rundir.fgsm_panel_files(run.path, attacked):
-        panel = {"title": f"{tables.scenario_label(scenario)} on {vendor or fmt.MISSING}", "uri": None, "error": None}
+        panel = {"title": f"{scenario_label(scenario)} on {vendor or fmt.MISSING}", "uri": None, "error": None}
         try:
             panel["uri"], eps = figures.fgsm_panel(path)
             if eps is not None:
@@ -255,34 +264,33 @@ def _gallery(run: Run) -> dict[str, Any] | None:
     return {"uri": uri, "error": None} if uri else None
 
 
-def _fgsm(run: Run) -> dict[str, Any] | None:
-    curves = tables.fgsm_curves(run)
+def _fgsm(stats: RunStats) -> dict[str, Any] | None:
+    curves = stats.fgsm_curves
     if curves.empty:
         return None
-    eps50 = tables.eps50_table(run)
     rows = [
         {
-            "scenario": tables.scenario_label(r["scenario"]),
+            "scenario": scenario_label(r["scenario"]),
             "vendor": r["vendor"],
             "attack": r["attack"],
             "dice_eps0": fmt.format_number(None if r["dice_eps0"] != r["dice_eps0"] else r["dice_eps0"]),
             "eps50": r["eps50_text"],
             "oracle": "oracle" if "oracle" in str(r["selection"]).split("+") else "",
         }
-        for _, r in eps50.iterrows()
+        for _, r in stats.eps50.iterrows()
     ]
     return {"chart": _svg(figures.fgsm_chart(curves)), "eps50": rows}
 
 
-def _throughput(run: Run) -> dict[str, Any] | None:
-    table = tables.throughput_table(run)
+def _throughput(stats: RunStats) -> dict[str, Any] | None:
+    table = stats.throughput
     if table.empty:
         return None
-    return {"rows": tables.throughput_text(table), "chart": _svg(figures.throughput_chart(table))}
+    return {"rows": throughput_text(table), "chart": _svg(figures.throughput_chart(table))}
 
 
-def _stages(run: Run) -> list[dict[str, str]]:
-    frame = tables.stage_table(run.manifest)
+def _stages(stats: RunStats) -> list[dict[str, str]]:
+    frame = stats.stages
     return [
         {
             "stage": r["stage"].replace("_", " "),
@@ -293,14 +301,15 @@ def _stages(run: Run) -> list[dict[str, str]]:
     ]
 
 
-def report_context(run: Run) -> dict[str, Any]:
+def report_context(stats: RunStats) -> dict[str, Any]:
     """Everything the template prints, already computed and formatted.
 
     Args:
-        run: the run, from :func:`reports.collect.load_run`.
+        stats: the run's tables (see :class:`reports.runstats.RunStats`).
     """
-    dice = tables.segmentation_stats(run, "dice_mean")
-    scenarios = tables.scenario_order(dice["scenario"]) if not dice.empty else []
+    run = stats.run
+    dice = stats.segmentation("dice_mean")
+    scenarios = scenario_order(dice["scenario"]) if not dice.empty else []
     config = run.manifest.get("suite_config")
     return {
         "title": f"unetgan-bench report: {run.manifest.get('suite') or run.path.name}",
@@ -310,18 +319,18 @@ def report_context(run: Run) -> dict[str, Any]:
         "sections": SECTIONS,
         "not_measured": NOT_MEASURED,
         "statistics_note": STATISTICS_NOTE,
-        "table1": tables.wide_table(run, dice, "html") if not dice.empty else None,
-        "recovery": _recovery(run, dice),
+        "table1": wide_table(dice, "html") if not dice.empty else None,
+        "recovery": _recovery(stats),
         "recovery_note": RECOVERY_NOTE,
-        "dice_chart": _svg(figures.dice_bar_chart(dice, {s: tables.scenario_label(s) for s in scenarios})),
-        "per_class": [s for s in (_metric_section(run, m, 3) for m in ("dice_blood_pool", "dice_myo")) if s],
-        "hd95": _metric_section(run, "hd95_mm", 1),
+        "dice_chart": _svg(figures.dice_bar_chart(dice, {s: scenario_label(s) for s in scenarios})),
+        "per_class": [s for s in (_metric_section(stats, m, 3) for m in ("dice_blood_pool", "dice_myo")) if s],
+        "hd95": _metric_section(stats, "hd95_mm", 1),
         "translation": _translation_panels(run),
         "gallery": _gallery(run),
-        "fgsm": _fgsm(run),
+        "fgsm": _fgsm(stats),
         "fgsm_panels": _fgsm_panels(run),
-        "throughput": _throughput(run),
-        "stages": _stages(run),
+        "throughput": _throughput(stats),
+        "stages": _stages(stats),
         "config": json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
         "css": Markup((TEMPLATES / "report.css").read_text(encoding="utf-8")),
     }
@@ -334,7 +343,7 @@ def render_report(run_dir: Path | str, path: Path | str | None = None, exports: 
         run_dir: the run folder (``results.jsonl``, ``manifest.json``, ``per_image/``, ``figures/``).
         path: where to write the HTML; ``run_dir/report.html`` when None.
         exports: also write ``tables/*.csv``, ``tables/*.tex`` and ``summary.json`` (see
-            :func:`reports.tables.write_exports`).
+            :func:`reports.exports.write_exports`).
 
     Returns:
         The path of the written report.
@@ -344,11 +353,11 @@ def render_report(run_dir: Path | str, path: Path | str | None = None, exports: 
         DataError: a results row, manifest or per-image CSV is malformed.
     """
     run_dir = Path(run_dir)
-    run = load_run(run_dir)
-    html = _environment().get_template("report.html.j2").render(**report_context(run))
+    stats = RunStats(load_run(run_dir))
+    html = _environment().get_template("report.html.j2").render(**report_context(stats))
     out = Path(path) if path is not None else run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")
     if exports:
-        tables.write_exports(run_dir, run)
+        write_exports(run_dir, stats)
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,7 @@ from unetgan_bench.bench.plan import build_plan, fold_subjects, split_name
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.results import ResultsFile
 from unetgan_bench.bench.suite import MissingDataRoot, load_suite, parse_suite
-from unetgan_bench.reports import tables
+from unetgan_bench.reports import cellstats, segmentation_tables
 from unetgan_bench.reports.collect import load_run
 from unetgan_core.errors import UserError
 from unetgan_core.training import SegTrainConfig, TranslatorConfig
@@ -182,7 +183,7 @@ def test_pooling_concatenates_folds_and_averages_shared_images(tmp_path):
             _write_cell(tmp_path, f"{vendor}{fold}", row, *data[fold])
     run = load_run(tmp_path)
     assert sorted(run.segmentation["fold"]) == [0, 0, 1, 1]  # rows of different folds are all kept
-    table = tables.segmentation_stats(run).set_index("vendor")
+    table = cellstats.segmentation_stats(run).set_index("vendor")
     source = table.loc["ge"]
     assert source["n_images"] == 4 and source["n_folds"] == 2
     assert source["mean"] == pytest.approx(np.mean([0.9, 0.7, 0.5, 0.3]))  # not the mean of (0.7, 0.5) by index
@@ -192,13 +193,13 @@ def test_pooling_concatenates_folds_and_averages_shared_images(tmp_path):
     assert target["n_images"] == 2  # the same two images, each averaged over the folds' Unets
     assert target["mean"] == pytest.approx(np.mean([0.5, 0.1]))
     assert target["std_folds"] == pytest.approx(np.std([0.4, 0.2], ddof=1))
-    parts = tables.format_cell(source)
+    parts = segmentation_tables.format_cell(source)
     assert parts["n"] == "n=4 images from 2 folds x 1 seeds" and parts["seeds"].startswith("folds sd 0.28")
 
 
 def test_runs_without_folds_keep_the_seed_table():
-    run_stats = tables.segmentation_stats(load_run(tables.Path(__file__).parent / "fixtures" / "run_small"))
-    assert list(run_stats.columns) == list(tables.STATS_COLUMNS)
+    run_stats = cellstats.segmentation_stats(load_run(Path(__file__).parent / "fixtures" / "run_small"))
+    assert list(run_stats.columns) == list(cellstats.STATS_COLUMNS)
 
 
 # -- real-data roots -----------------------------------------------------------------------

@@ -3,6 +3,8 @@
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,25 @@ def test_recovery_section_says_not_measured_without_a_source(tmp_path):
     _write_rows(tmp_path, [_segmentation_row("siemens", "clean", 0.5), _segmentation_row("siemens", "noisy", 0.6)])
     body = _section(render_report(tmp_path, exports=False).read_text(encoding="utf-8"), "recovery")
     assert NOT_MEASURED in body
+
+
+def test_rendering_writes_nothing_on_stderr(tmp_path):
+    # One throughput setting: its label names every setting and is wider than the chart, which
+    # once squeezed the axes to nothing and made matplotlib warn on every render.
+    run_dir = tmp_path / "run_small"
+    shutil.copytree(FIXTURE, run_dir)
+    lines = (run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    throughput = [line for line in lines if json.loads(line)["kind"] == "throughput"]
+    kept = [line for line in lines if line not in throughput[1:]]
+    (run_dir / "results.jsonl").write_text("\n".join(kept) + "\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "unetgan_bench", "report", str(run_dir)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "pipeline=segment" in _section(html, "throughput") and "device=cpu" in _section(html, "throughput")

@@ -9,8 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unetgan_bench.reports import tables
+from unetgan_bench.reports import cellstats, exports, fgsm_tables, segmentation_tables, throughput_tables
 from unetgan_bench.reports.collect import load_run
+from unetgan_bench.reports.paper import paper_value
+from unetgan_bench.reports.recovery import RECOVERY_COLUMNS, recovering_methods, recovery_text
+from unetgan_bench.reports.runstats import RunStats
 from unetgan_core.errors import DataError, UserError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
@@ -26,7 +29,7 @@ def run():
 def exported(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run") / "run_small"
     shutil.copytree(FIXTURE, run_dir)
-    return run_dir, tables.write_exports(run_dir)
+    return run_dir, exports.write_exports(run_dir)
 
 
 def test_collector_reads_every_row_kind(run):
@@ -51,7 +54,7 @@ def test_table1_mean_std_by_hand(run):
     rows = run.segmentation.query("vendor == 'siemens' and scenario == 'unetgan'")
     per_seed = [pd.read_csv(FIXTURE / p)["dice_mean"].to_numpy() for p in rows["per_image"]]
     images = np.mean(per_seed, axis=0)
-    cell = tables.segmentation_stats(run).query("vendor == 'siemens' and scenario == 'unetgan'").iloc[0]
+    cell = cellstats.segmentation_stats(run).query("vendor == 'siemens' and scenario == 'unetgan'").iloc[0]
     assert cell["mean"] == pytest.approx(images.mean())
     assert cell["std_images"] == pytest.approx(images.std(ddof=1))
     assert cell["std_seeds"] == pytest.approx(np.std([v.mean() for v in per_seed], ddof=1))
@@ -61,15 +64,15 @@ def test_table1_mean_std_by_hand(run):
 
 
 def test_hd95_undefined_values_are_counted_not_dropped(run):
-    hd95 = tables.segmentation_stats(run, "hd95_mm").set_index(["vendor", "scenario"])
+    hd95 = cellstats.segmentation_stats(run, "hd95_mm").set_index(["vendor", "scenario"])
     assert hd95.loc[("siemens", "clean"), "n_undefined"] == 1
     assert hd95.loc[("philips", "clean"), "n_undefined"] == 0
-    parts = tables.format_cell(hd95.loc[("siemens", "clean")].to_dict() | {"scenario": "clean"}, digits=1)
+    parts = segmentation_tables.format_cell(hd95.loc[("siemens", "clean")].to_dict() | {"scenario": "clean"}, digits=1)
     assert "1 undefined" in parts["n"]
 
 
 def test_source_vendor_has_no_translation_cell(run):
-    wide = tables.wide_table(run, tables.segmentation_stats(run), "text")
+    wide = segmentation_tables.wide_table(cellstats.segmentation_stats(run), "text")
     assert wide["columns"] == ["Clean Unet", "Noisy Unet", "Unet-GAN"]
     assert wide["rows"][0]["vendor"] == "philips (test)"
     assert wide["rows"][0]["cells"][2] is None
@@ -86,7 +89,7 @@ def test_source_vendor_has_no_translation_cell(run):
     ],
 )
 def test_eps50_by_hand(eps, dice, expected):
-    got = tables.eps50(eps, dice)
+    got = fgsm_tables.eps50(eps, dice)
     assert got == expected if expected is None or math.isinf(expected) else got == pytest.approx(expected)
 
 
@@ -106,7 +109,7 @@ def test_rows_without_per_image_files_fall_back_to_row_metrics(tmp_path):
     shutil.copytree(FIXTURE, run_dir)
     shutil.rmtree(run_dir / "per_image")
     run = load_run(run_dir)
-    cell = tables.segmentation_stats(run).query("vendor == 'ge' and scenario == 'clean'").iloc[0]
+    cell = cellstats.segmentation_stats(run).query("vendor == 'ge' and scenario == 'clean'").iloc[0]
     means = run.segmentation.query("vendor == 'ge' and scenario == 'clean'")["dice_mean"]
     assert cell["mean"] == pytest.approx(means.mean())
     assert math.isnan(cell["std_images"]) and math.isnan(cell["p_vs_clean"])
@@ -165,19 +168,17 @@ def test_per_image_path_outside_run_is_rejected(tmp_path):
 
 
 def test_stages_in_pipeline_order_with_shares(run):
-    stages = tables.stage_table(run.manifest)
+    stages = throughput_tables.stage_table(run.manifest)
     assert stages["stage"].tolist()[:3] == ["data", "unet_training", "translator_training"]
     assert stages["share"].sum() == pytest.approx(1.0)
 
 
 def test_paper_values_only_where_the_cell_measures_what_the_paper_measured():
-    from unetgan_bench.reports.tables import _paper
-
-    assert _paper("ge", "target", "clean", "dice_mean", "text") == "0.727 +/- 0.042"
+    assert paper_value("ge", "target", "clean", "dice_mean", "text") == "0.727 +/- 0.042"
     # A GE-trained Unet tested on GE (Sunnybrook) is not the paper's Philips-trained GE column.
-    assert _paper("ge", "source", "clean", "dice_mean", "text") == ""
-    assert _paper("philips", "source", "unetgan", "dice_mean", "text") == ""
-    assert _paper("siemens", "target", "clean", "dice_myo", "text") == ""
+    assert paper_value("ge", "source", "clean", "dice_mean", "text") == ""
+    assert paper_value("philips", "source", "unetgan", "dice_mean", "text") == ""
+    assert paper_value("siemens", "target", "clean", "dice_myo", "text") == ""
 
 
 # -- recovery of the domain-shift drop -------------------------------------------------------
@@ -237,8 +238,8 @@ def hand_run(tmp_path):
 
 
 def test_recovery_by_hand(hand_run):
-    table = tables.recovery_table(hand_run)
-    assert list(table.columns) == list(tables.RECOVERY_COLUMNS)
+    table = RunStats(hand_run).recovery
+    assert list(table.columns) == list(RECOVERY_COLUMNS)
     assert list(zip(table["vendor"], table["scenario"], strict=True)) == [
         ("siemens", "unetgan"),
         ("siemens", "oracle_method"),
@@ -258,24 +259,24 @@ def test_recovery_by_hand(hand_run):
     assert oracle["recovery"] == pytest.approx(1.0) and oracle["selection"] == "oracle"
     assert oracle["n_seeds"] == 1 and math.isnan(oracle["recovery_seed_std"])
     # The pooled values are Table 1's means.
-    dice = tables.segmentation_stats(hand_run).set_index(["vendor", "scenario"])["mean"]
+    dice = cellstats.segmentation_stats(hand_run).set_index(["vendor", "scenario"])["mean"]
     assert unetgan["dice"] == pytest.approx(dice[("siemens", "unetgan")])
 
 
 def test_recovery_undefined_without_a_drop(hand_run):
-    ge = tables.recovery_table(hand_run).query("vendor == 'ge'").iloc[0]
+    ge = RunStats(hand_run).recovery.query("vendor == 'ge'").iloc[0]
     assert ge["drop"] == pytest.approx(0.005)
     assert math.isnan(ge["recovery"]) and math.isnan(ge["recovery_seed_mean"]) and ge["n_seeds"] == 0
     assert ge["note"] == "no drop to recover"
-    assert tables.recovery_text(ge) == "n/a (no drop to recover)"
+    assert recovery_text(ge) == "n/a (no drop to recover)"
 
 
 def test_recovery_has_no_row_without_clean_cells(hand_run, tmp_path):
-    assert "canon" not in set(tables.recovery_table(hand_run)["vendor"])  # no clean Unet on canon
+    assert "canon" not in set(RunStats(hand_run).recovery["vendor"])  # no clean Unet on canon
     no_source = {k: v for k, v in HAND_CELLS.items() if k[:3] != ("philips", "source", "clean")}
     run = load_run(_fake_run(tmp_path / "no_source", no_source, HAND_MANIFEST))
-    table = tables.recovery_table(run)
-    assert table.empty and list(table.columns) == list(tables.RECOVERY_COLUMNS)
+    table = RunStats(run).recovery
+    assert table.empty and list(table.columns) == list(RECOVERY_COLUMNS)
 
 
 def test_recovery_leaves_out_a_seed_without_its_own_drop(tmp_path):
@@ -287,7 +288,7 @@ def test_recovery_leaves_out_a_seed_without_its_own_drop(tmp_path):
         ("siemens", "target", "unetgan", 0): [0.7],
         ("siemens", "target", "unetgan", 1): [0.9],
     }
-    row = tables.recovery_table(load_run(_fake_run(tmp_path / "run", cells))).iloc[0]
+    row = RunStats(load_run(_fake_run(tmp_path / "run", cells))).recovery.iloc[0]
     assert row["recovery"] == pytest.approx((0.8 - 0.6975) / (0.9 - 0.6975))
     assert row["n_seeds"] == 1 and row["recovery_seed_mean"] == pytest.approx(0.5)
     assert row["note"] == "seed 1 left out: no drop to recover"
@@ -305,8 +306,8 @@ def test_recovery_with_folds_pools_like_table1(tmp_path):
         ("siemens", "target", "unetgan", 0, 1): [0.7, 0.7],
     }
     run = load_run(_fake_run(tmp_path / "run", cells))
-    assert tables.has_folds(run)
-    row = tables.recovery_table(run).iloc[0]
+    assert cellstats.has_folds(run)
+    row = RunStats(run).recovery.iloc[0]
     assert row["drop"] == pytest.approx(0.3)
     assert row["recovery"] == pytest.approx(0.5)
     assert row["recovery_seed_mean"] == pytest.approx(0.5) and row["n_seeds"] == 1
@@ -323,17 +324,17 @@ def test_recovery_with_folds_pools_like_table1(tmp_path):
     ],
 )
 def test_recovery_text(row, style, expected):
-    assert tables.recovery_text(row | {"note": ""}, style) == expected
+    assert recovery_text(row | {"note": ""}, style) == expected
 
 
 def test_recovering_methods_need_half_on_every_vendor_with_a_drop(hand_run):
-    table = tables.recovery_table(hand_run)
+    table = RunStats(hand_run).recovery
     # unetgan recovers 62.5% on siemens; ge has no drop and is left out; oracle_method is missing
     # on ge, which has no drop, so it qualifies too.
-    assert tables.recovering_methods(table) == (["unetgan", "oracle_method"], ["ge"])
-    assert tables.recovering_methods(table, at_least=0.7) == (["oracle_method"], ["ge"])
+    assert recovering_methods(table) == (["unetgan", "oracle_method"], ["ge"])
+    assert recovering_methods(table, at_least=0.7) == (["oracle_method"], ["ge"])
     half = table.assign(recovery=[0.2 / 0.4, 0.4, float("nan")])  # 0.4999999999999999 counts as half
-    assert tables.recovering_methods(half) == (["unetgan"], ["ge"])
+    assert recovering_methods(half) == (["unetgan"], ["ge"])
 
 
 def test_recovery_exports(exported, run):
@@ -346,7 +347,7 @@ def test_recovery_exports(exported, run):
         ("ge", "noisy"),
         ("ge", "unetgan"),
     ]
-    dice = tables.segmentation_stats(run).set_index(["vendor", "scenario"])["mean"]
+    dice = cellstats.segmentation_stats(run).set_index(["vendor", "scenario"])["mean"]
     drop = dice[("philips", "clean")] - dice[("siemens", "clean")]
     expected = (dice[("siemens", "unetgan")] - dice[("siemens", "clean")]) / drop
     assert csv.loc[1, "recovery"] == pytest.approx(expected, rel=1e-5)

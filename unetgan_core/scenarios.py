@@ -39,6 +39,7 @@ class Scenario:
             settings, which default to the paper's Unet-GAN).
         description: one line for ``unetgan-bench list`` and reports.
         paper_column: the column of the paper's Table 1 this reproduces, or None.
+        label: the short title of the scenario's column or legend entry in reports.
     """
 
     name: str
@@ -46,6 +47,7 @@ class Scenario:
     translator: None | str | dict[str, Any]
     description: str
     paper_column: str | None = None
+    label: str = ""
 
     def __post_init__(self) -> None:
         check_name("scenario name", self.name, "scenario")
@@ -127,12 +129,29 @@ def _register(scenario: Scenario) -> None:
 
 CYCLEGAN = {"lambda_unet": 0.0, "lambda_ssim": 0.0, "lambda_cycle": 10.0}
 
-_register(Scenario("clean", "clean", None, "Unet trained on the clean source, applied directly", "Clean Unet"))
 _register(
-    Scenario("noisy", "noisy", None, "Unet trained on source images with Gaussian noise (the paper's)", "Noisy Unet")
+    Scenario(
+        "clean", "clean", None, "Unet trained on the clean source, applied directly", "Clean Unet", label="Clean Unet"
+    )
 )
 _register(
-    Scenario("intensity_aug", "intensity_aug", None, "Unet trained with gamma, bias-field and contrast augmentation")
+    Scenario(
+        "noisy",
+        "noisy",
+        None,
+        "Unet trained on source images with Gaussian noise (the paper's)",
+        "Noisy Unet",
+        label="Noisy Unet",
+    )
+)
+_register(
+    Scenario(
+        "intensity_aug",
+        "intensity_aug",
+        None,
+        "Unet trained with gamma, bias-field and contrast augmentation",
+        label="Intensity-aug. Unet",
+    )
 )
 _register(
     Scenario(
@@ -140,19 +159,53 @@ _register(
         "appearance_aug",
         None,
         "Unet trained with broad appearance augmentation (wide gamma, bias field, contrast, blur, noise; BigAug-like)",
+        label="Appearance-aug. Unet",
     )
 )
-_register(Scenario(HISTMATCH, "clean", HISTMATCH, "target images histogram-matched to the source, clean Unet"))
-_register(Scenario("cyclegan", "clean", CYCLEGAN, "plain CycleGAN translation (cycle loss only), clean Unet"))
-_register(Scenario("unetgan", "clean", {}, "Unet-GAN translation with the paper's loss, clean Unet", "Unet-GAN"))
-_register(Scenario("unetgan_nofeat", "clean", {"lambda_unet": 0.0}, "Unet-GAN without the Unet feature loss"))
-_register(Scenario("unetgan_nossim", "clean", {"lambda_ssim": 0.0}, "Unet-GAN without the SSIM loss"))
+_register(
+    Scenario(
+        HISTMATCH,
+        "clean",
+        HISTMATCH,
+        "target images histogram-matched to the source, clean Unet",
+        label="Histogram matching",
+    )
+)
+_register(
+    Scenario(
+        "cyclegan", "clean", CYCLEGAN, "plain CycleGAN translation (cycle loss only), clean Unet", label="CycleGAN"
+    )
+)
+_register(
+    Scenario(
+        "unetgan", "clean", {}, "Unet-GAN translation with the paper's loss, clean Unet", "Unet-GAN", label="Unet-GAN"
+    )
+)
+_register(
+    Scenario(
+        "unetgan_nofeat",
+        "clean",
+        {"lambda_unet": 0.0},
+        "Unet-GAN without the Unet feature loss",
+        label="Unet-GAN, no feature loss",
+    )
+)
+_register(
+    Scenario(
+        "unetgan_nossim",
+        "clean",
+        {"lambda_ssim": 0.0},
+        "Unet-GAN without the SSIM loss",
+        label="Unet-GAN, no SSIM loss",
+    )
+)
 _register(
     Scenario(
         "unetgan_cyclepair",
         "clean",
         {"unet_pairing": "cycle", "ssim_pairing": "cycle"},
         "Unet-GAN with feature and SSIM losses on cycle-reconstructed pairs",
+        label="Unet-GAN, cycle pairs",
     )
 )
 _register(
@@ -161,6 +214,7 @@ _register(
         "clean",
         {"lambda_cycle": 10.0, "cycle_loss": "l1"},
         "Unet-GAN plus an L1 cycle loss (weight 10)",
+        label="Unet-GAN + L1 cycle",
     )
 )
 _register(
@@ -169,5 +223,6 @@ _register(
         "clean",
         {"lambda_cycle": 10.0, "cycle_loss": "l2"},
         "Unet-GAN plus an L2 cycle loss (weight 10)",
+        label="Unet-GAN + L2 cycle",
     )
 )
