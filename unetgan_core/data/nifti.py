@@ -78,7 +78,3 @@ def frame_slices(volume: np.ndarray, zooms: tuple[float, ...], frame: int | None
         volume = volume[:, :, None]
     return np.transpose(volume, (1, 0, 2)), (zooms[1], zooms[0])
 
-
-# Registration: sources.py imports this module by name. These modules import the readers above,
-# which are already defined when the imports below run.
-from unetgan_core.data import acdc, manifest, mnms  # noqa: E402, F401

@@ -33,7 +33,12 @@ class DataSource(Protocol):
 DATA_SOURCES: Registry[Any] = Registry("data source")
 
 # Modules whose import registers more sources; a checkout may not have them yet.
-_LOADER_MODULES = ("unetgan_core.data.sunnybrook", "unetgan_core.data.nifti")
+_LOADER_MODULES = (
+    "unetgan_core.data.sunnybrook",
+    "unetgan_core.data.mnms",
+    "unetgan_core.data.acdc",
+    "unetgan_core.data.manifest",
+)
 
 
 @DATA_SOURCES.register("phantom")
