@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_realdata_nifti import MNMS_CASES, make_mnms
 from tiny_suites import tiny_text
 
 from unetgan_bench.bench.cli import main
 from unetgan_core.data.cache import cached_sliceset
+from unetgan_core.data.mnms import MnmsSource
 from unetgan_core.data.phantom.source import PhantomSource
 
 
@@ -40,6 +42,19 @@ def test_an_unreadable_phantom_cache_file_is_set_aside_and_generated_again(tmp_p
     third = cached_sliceset(again.vendor_key("siemens"), lambda: pytest.fail("cache not used"), "phantom", tmp_path)
     np.testing.assert_array_equal(third.images, first.images)
     assert capsys.readouterr().err == ""
+
+
+def test_an_unreadable_preprocessed_subject_is_set_aside_and_preprocessed_again(tmp_path, capsys) -> None:
+    root = make_mnms(tmp_path / "mnms", MNMS_CASES[:2])
+    options = {"size_px": 32, "cache_dir": tmp_path / "cache"}
+    first = MnmsSource(root, **options).load("siemens", ["c1-A0S9V9"])
+    (path,) = (tmp_path / "cache" / "mnms").glob("*.npz")
+    _truncate(path)
+    second = MnmsSource(root, **options).load("siemens", ["c1-A0S9V9"])
+    np.testing.assert_array_equal(first.images, second.images)
+    np.testing.assert_array_equal(first.labels, second.labels)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"warning: {path} is corrupt")
 
 
 def test_a_rerun_heals_a_truncated_checkpoint_and_phantom_cache(tmp_path, monkeypatch, capsys) -> None:
