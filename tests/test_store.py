@@ -112,3 +112,16 @@ def test_an_artifact_its_reader_rejects_is_rebuilt_once(tmp_path, capsys) -> Non
     # A rebuilt artifact that is rejected again is an error, not a loop.
     with pytest.raises(DataError, match="cannot load"):
         store.open("unet", "xyz", _write("bad"), read)
+
+
+def test_a_corrupt_artifact_that_cannot_be_moved_is_a_one_line_error(tmp_path, monkeypatch) -> None:
+    store = ArtifactStore(tmp_path)
+    path = store.build("unet", "abc", _write("first"))
+    (path / "model.pt").write_text("cut")
+
+    def read_only(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "rename", read_only)  # as in a cache on a read-only file system
+    with pytest.raises(DataError, match=r"is corrupt .* cannot be moved aside \(Permission denied\); delete it"):
+        store.build("unet", "abc", _write("second"))

@@ -12,13 +12,19 @@ import sys
 import time
 from pathlib import Path
 
+from unetgan_core.errors import DataError
+
 
 def set_aside(path: Path, problem: str) -> Path | None:
     """Rename a corrupt artifact (folder or file) to ``<name>.corrupt-<UTC time>`` and say so on stderr.
 
     Returns:
         The new path, or None if another process moved it first (then it has reported it).
+
+    Raises:
+        DataError: it cannot be renamed (e.g. a read-only cache); the message says to delete it.
     """
+    problem = " ".join(problem.split())
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     if aside.exists():
@@ -27,6 +33,9 @@ def set_aside(path: Path, problem: str) -> Path | None:
         os.rename(path, aside)
     except FileNotFoundError:
         return None
-    problem = " ".join(problem.split())
+    except OSError as exc:
+        raise DataError(
+            f"{path} is corrupt ({problem}) and cannot be moved aside ({exc.strerror}); delete it and run again"
+        ) from None
     print(f"warning: {path} is corrupt ({problem}); moved aside to {aside.name} and rebuilding", file=sys.stderr)
     return aside
