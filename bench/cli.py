@@ -125,9 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from unetgan_bench.bench.plan import build_plan
     from unetgan_bench.bench.registries import open_source
+    from unetgan_core.data.sources import check_files
 
     suite = _load(args)
-    plan = build_plan(suite, open_source(suite, suite.path))
+    source = open_source(suite, suite.path)
+    check_files(source)  # a truncated or corrupt data file stops here, not in the run
+    plan = build_plan(suite, source)
     counts: dict[str, int] = {}
     for task in plan.tasks:
         counts[task.kind] = counts.get(task.kind, 0) + 1

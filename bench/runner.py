@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import os
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,20 @@ class Runner:
     def data_ref(self, vendor: str, split: str):
         return self.plan.data[(vendor, split)]
 
-    def artifact(self, task: Task) -> Path:
-        """The artifact folder of a training task, training it first if needed."""
+    def artifact(self, task: Task, read: Callable[[Path], Any] | None = None) -> Any:
+        """The artifact folder of a training task, training it first if needed; or ``read(folder)``.
+
+        With ``read``, an artifact it rejects as corrupt is trained again (``ArtifactStore.open``).
+        """
         failure = self._failed.get(task.key)
         if failure is not None:  # it already failed in a worker process: do not train it twice
             if failure.user_error:
                 raise UserError(failure.message)
             raise parallel.TrainingFailed(failure)
-        return self.store.build(task.kind, task.key, lambda tmp: self._train(task, tmp))
+        make = functools.partial(self._train, task)
+        if read is None:
+            return self.store.build(task.kind, task.key, make)
+        return self.store.open(task.kind, task.key, make, read)
 
     def training_data(self, task: Task) -> dict[str, Any]:
         """The slices a training task reads, by their name in its config (loaded once per process)."""
@@ -135,20 +142,20 @@ class Runner:
             if task.kind == "unet":
                 steps.train_unet(task, data["train"], data["val"], out, self.device, self.progress)
             else:
-                steps.train_translator(task, self.unet(task.config["unet"]), data, out, self.device, self.progress)
+                steps.train_translator(task, self.model(task.config["unet"]), data, out, self.device, self.progress)
 
     def train_for(self, cells: list[Task]) -> None:
         """Train the models ``cells`` need, ``jobs`` at a time (``bench.parallel``); failures are kept for the cells."""
         self._failed = parallel.train_missing(self, cells, self.jobs)
 
-    def unet(self, key: str):
-        """The trained Unet of the ``unet`` task ``key`` (trained first if needed; loaded once per process)."""
-        return self._model(key)
-
-    def _model(self, key: str):
+    def model(self, key: str):
+        """The trained network of training task ``key`` (a Unet or a generator), loaded once per process."""
         if key not in self._models:
-            self._models[key] = steps.load_model(self.artifact(self.plan.task(key)) / "model.pt", self.device)
+            self._models[key] = self.artifact(self.plan.task(key), self._load_model)
         return self._models[key]
+
+    def _load_model(self, folder: Path):
+        return steps.load_model(folder / "model.pt", self.device)
 
     def pipeline(self, spec: dict[str, Any]):
         """The pipeline of a cell's ``pipeline`` spec, built by its scenario from the models and data it names."""
@@ -156,8 +163,8 @@ class Runner:
 
         adapter = spec["adapter"] or {}
         return SCENARIOS.get(spec["scenario"]).build_pipeline(
-            self.unet(spec["unet"]),
-            generator=self._model(adapter["key"]) if "key" in adapter else None,
+            self.model(spec["unet"]),
+            generator=self.model(adapter["key"]) if "key" in adapter else None,
             fit_images=self.data(adapter["fit"]).images if "fit" in adapter else None,
         )
 

@@ -88,6 +88,22 @@ def test_crafted_pickle_is_refused_and_its_code_never_runs(tmp_path: Path):
     assert not marker.exists()
 
 
+def test_refusals_name_the_cause_and_never_advise_turning_weights_only_off(tmp_path: Path):
+    evil = tmp_path / "evil.pt"
+    torch.save({"payload": _RunsCodeWhenUnpickled(tmp_path / "marker")}, evil)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"garbage" * 10)
+    truncated = save_checkpoint(tmp_path / "m.pt", create_model("lv_unet", width=4), _config())
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    for path, cause in ((evil, "Unsupported global"), (garbage, "Unsupported operand"), (truncated, "zip archive")):
+        with pytest.raises(DataError) as info:
+            load_checkpoint(path)
+        message = str(info.value)
+        assert cause in message and path.name in message
+        assert "weights_only" not in message and "weights only" not in message.lower()
+        assert "\n" not in message and "\x1b" not in message
+
+
 @pytest.mark.parametrize(
     "payload, match",
     [

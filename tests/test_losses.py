@@ -36,11 +36,31 @@ def test_ssim_of_identical_images_is_one():
     torch.testing.assert_close(ssim(x, x), torch.ones(3), atol=1e-6, rtol=0)
     # Also with the paper's unequal exponents (separate sqrt path) and on flat images.
     torch.testing.assert_close(ssim(x, x, 0.1, 0.1, 1.0), torch.ones(3), atol=1e-6, rtol=0)
-    # Flat patches: exact in float64; in float32, E[x^2] - E[x]^2 rounds at about 1e-8, which
-    # against c3 = 4.5e-4 moves the structure term by up to ~1e-5.
+    # Flat patches: the moments are computed in float64, so float32 input is exact too.
     flat = torch.full((1, 1, 20, 20), 0.3, dtype=torch.float64)
     assert ssim(flat, flat, 0.1, 0.1, 1.0).item() == pytest.approx(1.0, abs=1e-12)
-    assert ssim(flat.float(), flat.float(), 0.1, 0.1, 1.0).item() == pytest.approx(1.0, abs=1e-4)
+    assert ssim(flat.float(), flat.float(), 0.1, 0.1, 1.0).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_ssim_of_a_flat_float32_image_has_zero_variance():
+    # 16 x 16 at 0.81 in float32: E[x^2] - E[x]^2 in float32 gives ~1.8e-7, above the 1e-8 cut,
+    # and used to give 0.505 instead of 0.629 against this y.
+    flat = torch.full((1, 1, 16, 16), 0.81)
+    y = torch.from_numpy(np.random.default_rng(0).random((1, 1, 16, 16))).float()
+    ours = ssim(flat, y, 0.1, 0.1, 1.0)
+    assert ours.dtype == torch.float32
+    # By hand: var_x = cov = 0, so s = c3 / c3 = 1 and c = c2 / (var_y + c2), position by position.
+    c1, c2 = 0.01**2, 0.03**2
+    y64 = y.double()
+    g = torch.exp(-((torch.arange(11.0, dtype=torch.float64) - 5) ** 2) / (2 * 1.5**2))
+    g = (g / g.sum()).reshape(1, 1, 1, 11)
+    blur = lambda im: torch.nn.functional.conv2d(torch.nn.functional.conv2d(im, g), g.transpose(2, 3))  # noqa: E731
+    mu_y = blur(y64)
+    var_y = blur(y64 * y64) - mu_y**2
+    lum = (2 * 0.81 * mu_y + c1) / (0.81**2 + mu_y**2 + c1)
+    expected = (lum**0.1 * (c2 / (var_y + c2)) ** 0.1).mean().item()
+    assert ours.item() == pytest.approx(expected, abs=1e-6)
+    assert ours.item() == pytest.approx(ssim(flat.double(), y64, 0.1, 0.1, 1.0).item(), abs=1e-6)
 
 
 @settings(max_examples=15, deadline=None)

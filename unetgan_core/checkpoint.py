@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -103,6 +104,22 @@ def save_checkpoint(
     return path
 
 
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in one short line, without torch's advice on ``weights_only``.
+
+    torch's message for a refused pickle suggests loading again with ``weights_only`` turned off,
+    which would run whatever code the file holds; that advice is never passed on. What is kept
+    is the cause: the text after ``WeightsUnpickler error:`` (e.g. ``Unsupported global: GLOBAL
+    os.system ...``), else the first sentence of the message.
+    """
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = re.split(r"(?<=\.)\s", lines[0], maxsplit=1)[0] if lines else ""
+    if not first or "weights_only" in first or "weights only" in first.lower():
+        return type(exc).__name__
+    return first[:200]
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Read a checkpoint written by ``save_checkpoint``, refusing anything but plain data.
 
@@ -122,8 +139,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError or EOFError depending on the damage
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"checkpoint {path}: refused or unreadable ({reason[:200]})") from None
+        raise DataError(f"checkpoint {path}: refused or unreadable ({load_failure(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"checkpoint {path}: not a {FORMAT} file")
     if payload.get("version") != VERSION:

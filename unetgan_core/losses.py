@@ -12,7 +12,8 @@ power other than 1 is first clamped to at least ``POWER_BASE_MIN`` (1e-4); where
 active the term is a constant with zero gradient. Bases raised to exactly 1 are left as they
 are (negative SSIM stays possible, as in the standard index). The standard deviations in
 ``c`` and ``s`` are taken as 0 (with zero gradient) where the local variance is at most
-``VARIANCE_MIN`` (1e-8), since the square root's gradient is infinite at 0; ``c`` uses the
+``VARIANCE_MIN`` (1e-8), since the square root's gradient is infinite at 0 (the local moments
+are computed in float64, so a flat float32 region has a variance of ~1e-17, not ~1e-7); ``c`` uses the
 squares of those same values, and ``s`` is capped at 1 (its Cauchy-Schwarz bound, exceeded only
 through rounding or such flat patches), so identical images give exactly 1. When ``beta == gamma`` the product
 ``c * s`` is computed as ``(2 sigma_xy + c2) / (var_x + var_y + c2)`` (exact because
@@ -103,6 +104,10 @@ def ssim_map(
     c2 = (0.03 * data_range) ** 2
     c3 = c2 / 2
     channels = x.shape[1]
+    out_dtype = x.dtype
+    # In float64: in float32, E[x^2] - E[x]^2 of a flat patch at 0.81 cancels to ~1e-7 instead
+    # of 0, above VARIANCE_MIN, which turns the structure term of a flat region into noise.
+    x, y = x.double(), y.double()
     g = _gaussian_kernel(window, sigma, 5 * channels, x)
     # One grouped convolution filters all five moment images at once.
     moments = _blur(torch.cat([x, y, x * x, y * y, x * y], dim=1), g)
@@ -121,7 +126,7 @@ def ssim_map(
         # |cov| <= sd_x sd_y (Cauchy-Schwarz); only rounding and flat patches can exceed it.
         structure = ((cov + c3) / (sd_x * sd_y + c3)).clamp_max(1.0)
         contrast_structure = _power(contrast, beta) * _power(structure, gamma)
-    return _power(luminance, alpha) * contrast_structure
+    return (_power(luminance, alpha) * contrast_structure).to(out_dtype)
 
 
 def ssim(

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from unetgan_core.data.nifti import frame_slices, read_nifti
+from unetgan_core.data.filecheck import require_folder
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -67,8 +68,7 @@ class AcdcSource(SubjectSource):
         super().__init__(PreprocessOptions(pixel_mm, size_px, tuple(phases)), cache_dir, skip_bad)
         self.root = Path(root)
         self.vendor = str(vendor)
-        if not self.root.is_dir():
-            raise DataError(f"acdc: data root {self.root} does not exist; expected {LAYOUT}")
+        require_folder(self.root, "acdc", LAYOUT)
         folders = [self.root, self.root / "training", self.root / "testing"]
         self._patients = {
             p.name: p for folder in folders if folder.is_dir() for p in folder.glob("patient*") if p.is_dir()
@@ -128,6 +128,19 @@ class AcdcSource(SubjectSource):
 
     def _settings(self) -> dict:
         return {"vendor": self.vendor}
+
+    def check_subject_files(self, subject: str) -> int:
+        """Open the headers of ``subject``'s frame images and labels (cheap; see ``data/filecheck.py``).
+
+        Returns:
+            The number of files checked.
+        """
+        files = {}
+        for image, index, label in self._frames[subject].values():
+            files[image], files[label] = (3,) if index is None else (4,), (3,)
+        for path, ndims in files.items():
+            check_nifti_header(path, ndims)
+        return len(files)
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         frames = []

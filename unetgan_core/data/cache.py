@@ -2,19 +2,24 @@
 
 A second request for the same config loads the ``.npz`` instead of generating. Files are
 written to a unique temporary name and renamed into place, so a killed process never leaves
-a half-written file under the final name.
+a half-written file under the final name. A cached file that cannot be read (truncated,
+damaged: each ``.npz`` member carries the zip format's CRC-32, which ``np.load`` checks) is moved
+aside as ``<name>.corrupt-<UTC time>``, reported in one line on stderr, and built again.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from unetgan_core.data.sliceset import SliceSet
+from unetgan_core.errors import DataError
 from unetgan_core.hashing import config_hash
+from unetgan_core.quarantine import set_aside
 
 CACHE_ENV = "UNETGAN_CACHE"
 
@@ -49,11 +54,14 @@ def cached_sliceset(
         cache_dir: cache root (default ``$UNETGAN_CACHE`` or ``~/.cache/unetgan-bench``).
 
     Returns:
-        The slice set (loaded, or freshly built and saved).
+        The slice set (loaded, or freshly built and saved; an unreadable cached file is set aside).
     """
     path = cache_path(key, kind, cache_dir)
     if path.exists():
-        return SliceSet.load(path)
+        try:
+            return SliceSet.load(path)
+        except (DataError, zipfile.BadZipFile, EOFError) as exc:
+            set_aside(path, str(exc) or type(exc).__name__)
     result = build()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unetgan_core.data.nifti import frame_slices, read_nifti
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
 from unetgan_core.data.preprocess import (
     PHASES,
     Frame,
@@ -73,6 +73,10 @@ class ManifestSource(SubjectSource):
     ) -> None:
         super().__init__(PreprocessOptions(pixel_mm, size_px, tuple(phases)), cache_dir, skip_bad)
         self.manifest = Path(manifest)
+        if self.manifest.is_dir():
+            raise DataError(
+                f"manifest: {self.manifest} is a folder, expected a CSV file with columns {REQUIRED_COLUMNS}"
+            )
         if not self.manifest.is_file():
             raise DataError(f"manifest: {self.manifest} does not exist; expected a CSV with columns {REQUIRED_COLUMNS}")
         self.label_map = str(label_map)
@@ -134,6 +138,17 @@ class ManifestSource(SubjectSource):
 
     def _settings(self) -> dict:
         return {"label_map": self.label_map}
+
+    def check_subject_files(self, subject: str) -> int:
+        """Open the headers of ``subject``'s listed images and labels (cheap; see ``data/filecheck.py``).
+
+        Returns:
+            The number of files checked.
+        """
+        files = {path for row in self._subjects[subject][1] for path in (row.image, row.label) if path is not None}
+        for path in sorted(files):
+            check_nifti_header(path, (2, 3, 4))
+        return len(files)
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         frames = []

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unetgan_core.data.nifti import frame_slices, read_nifti
+from unetgan_core.data.filecheck import require_folder
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -82,8 +83,7 @@ class MnmsSource(SubjectSource):
     ) -> None:
         super().__init__(PreprocessOptions(pixel_mm, size_px, tuple(phases)), cache_dir, skip_bad)
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"mnms: data root {self.root} does not exist; expected {LAYOUT}")
+        require_folder(self.root, "mnms", LAYOUT)
         self.info_csv = Path(info_csv) if info_csv is not None else self._find_info_csv()
         self.include_unlabelled = bool(include_unlabelled)
         # subject id -> (vendor, image file, label file or None, {phase: 0-based frame})
@@ -152,6 +152,18 @@ class MnmsSource(SubjectSource):
 
     def _settings(self) -> dict:
         return {"include_unlabelled": self.include_unlabelled}
+
+    def check_subject_files(self, subject: str) -> int:
+        """Open the headers of ``subject``'s image and label (cheap; see ``data/filecheck.py``).
+
+        Returns:
+            The number of files checked.
+        """
+        _, image, label, _ = self._entries[subject]
+        for path in (image, label):
+            if path is not None:
+                check_nifti_header(path, (4,))
+        return 1 + (label is not None)
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         _, image_path, label_path, phase_frames = self._entries[subject]

@@ -17,6 +17,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
+from unetgan_core.data.filecheck import check_stored_size
 from unetgan_core.data.preprocess import check_finite, check_spacing
 from unetgan_core.errors import DataError
 
@@ -26,6 +27,11 @@ _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, ImageFileError)
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _check_ndims(path: Path, shape: tuple[int, ...], ndims: tuple[int, ...]) -> None:
+    if len(shape) not in ndims:
+        raise DataError(f"{path}: expected a {' or '.join(f'{n}D' for n in ndims)} volume, got shape {shape}")
 
 
 def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -55,13 +61,42 @@ def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tu
         zooms = tuple(float(z) for z in img.header.get_zooms())
     except _READ_ERRORS as exc:
         raise DataError(f"{path}: cannot read NIfTI ({_one_line(exc)})") from None
-    if data.ndim not in ndims:
-        raise DataError(f"{path}: expected a {' or '.join(f'{n}D' for n in ndims)} volume, got shape {data.shape}")
+    _check_ndims(path, data.shape, ndims)
     check_spacing(zooms[:2], str(path))
     if not is_label:
         data = data.astype(np.float32)
         check_finite(data, str(path))
     return data, zooms
+
+
+def check_nifti_header(path: Path, ndims: tuple[int, ...]) -> tuple[int, ...]:
+    """Open a NIfTI header and check the file holds every voxel it promises, without decoding them.
+
+    The cheap counterpart of ``read_nifti`` for ``validate`` (see ``data/filecheck.py``).
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+        ndims: accepted numbers of dimensions.
+
+    Returns:
+        The volume's shape.
+
+    Raises:
+        DataError: missing file, unreadable header, wrong dimensionality, or fewer bytes than the
+            header needs (a truncated file); the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file is missing")
+    try:
+        proxy = nib.load(str(path)).dataobj  # the header is read; the voxels stay on disk
+        shape = tuple(int(n) for n in proxy.shape)
+        needed = int(proxy.offset) + int(np.prod(shape)) * np.dtype(proxy.dtype).itemsize
+    except _READ_ERRORS as exc:
+        raise DataError(f"{path}: cannot read NIfTI header ({_one_line(exc)})") from None
+    _check_ndims(path, shape, ndims)
+    check_stored_size(path, needed, "NIfTI")
+    return shape
 
 
 def frame_slices(volume: np.ndarray, zooms: tuple[float, ...], frame: int | None) -> tuple[np.ndarray, tuple]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from unetgan_core.data.sliceset import SliceSet
+from unetgan_core.errors import DataError
 from unetgan_core.registry import Registry
 
 
@@ -70,3 +71,31 @@ def create_source(name: str, **options: Any) -> DataSource:
     """
     import_loaders()
     return DATA_SOURCES.get(name)(**options)
+
+
+def check_files(source: DataSource) -> int:
+    """Open the header of every file ``source`` will read, so a bad one stops ``validate``, not a run.
+
+    A source with files provides ``check_subject_files(subject) -> int`` (see ``data/filecheck.py``);
+    the phantom has none and checks nothing. With the source's ``skip_bad`` on, a subject with a
+    bad file is recorded in ``source.skipped`` (as ``load`` would) instead of raising.
+
+    Returns:
+        The number of files checked.
+
+    Raises:
+        DataError: a missing, unreadable or truncated file, named in the message.
+    """
+    check = getattr(source, "check_subject_files", None)
+    if check is None:
+        return 0
+    count = 0
+    for vendor in source.vendors():
+        for subject in source.subjects(vendor):
+            try:
+                count += check(subject)
+            except DataError as exc:
+                if not getattr(source, "skip_bad", False):
+                    raise
+                source.skipped.append((subject, str(exc)))
+    return count

@@ -32,6 +32,7 @@ import pydicom
 from matplotlib.path import Path as PolygonPath
 from pydicom.errors import InvalidDicomError
 
+from unetgan_core.data.filecheck import require_folder
 from unetgan_core.data.preprocess import (
     PHASES,
     Frame,
@@ -113,6 +114,32 @@ def contour_labels(inner: np.ndarray, outer: np.ndarray | None, shape: tuple[int
     return labels
 
 
+def check_dicom_header(path: Path) -> None:
+    """Read a DICOM header (``stop_before_pixels``) and check the file holds the pixel bytes it declares.
+
+    The cheap counterpart of reading the pixels, for ``validate`` (see ``data/filecheck.py``);
+    compressed (encapsulated) pixel data has no declared size and is only checked for a header.
+
+    Raises:
+        DataError: not DICOM, no image geometry or pixel spacing, or a file cut short.
+    """
+    try:
+        with path.open("rb") as fh:
+            ds = pydicom.dcmread(fh, stop_before_pixels=True)
+            pixels_at, size = fh.tell(), fh.seek(0, os.SEEK_END)
+        check_spacing([float(s) for s in ds.PixelSpacing], str(path))
+        frames = int(ds.get("NumberOfFrames") or 1)
+        pixel_bytes = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel") or 1) * frames
+        pixel_bytes *= (int(ds.BitsAllocated) + 7) // 8
+        syntax = ds.file_meta.TransferSyntaxUID
+    except (InvalidDicomError, OSError, ValueError, AttributeError, TypeError) as exc:
+        raise DataError(f"{path}: cannot read the DICOM header ({type(exc).__name__})") from None
+    # The pixel data element starts with its tag and length: 8 bytes, 12 with an explicit VR.
+    needed = pixels_at + (8 if syntax.is_implicit_VR else 12) + pixel_bytes
+    if not syntax.is_compressed and size < needed:
+        raise DataError(f"{path}: truncated DICOM: {size} bytes, its header needs {needed}")
+
+
 def default_root() -> Path | None:
     """``$UNETGAN_SHARED/data/sunnybrook`` when ``UNETGAN_SHARED`` is set, else None."""
     shared = os.environ.get("UNETGAN_SHARED")
@@ -153,6 +180,7 @@ class SunnybrookSource(SubjectSource):
             if root is None:
                 raise UserError("sunnybrook: set data.root (or UNETGAN_SHARED) to the Sunnybrook folder")
         self.root = Path(root)
+        require_folder(self.root, "sunnybrook", LAYOUT)
         link = self.root / "link.csv"
         if not link.is_file():
             raise DataError(f"sunnybrook: {link} is missing; expected {LAYOUT}")
@@ -206,6 +234,20 @@ class SunnybrookSource(SubjectSource):
         for _, dicom, inner, outer in self._frames[subject]:
             files += [dicom, inner] + ([outer] if outer is not None else [])
         return files
+
+    def check_subject_files(self, subject: str) -> int:
+        """Read ``subject``'s DICOM headers and contour files (cheap; see ``data/filecheck.py``).
+
+        Returns:
+            The number of files checked.
+        """
+        count = 0
+        for _, dicom, inner, outer in self._frames[subject]:
+            check_dicom_header(dicom)
+            for contour in (inner, outer) if outer is not None else (inner,):
+                read_contour(contour)
+            count += 2 + (outer is not None)
+        return count
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         records = []  # (cycle frame, stack position, image, spacing, inner, outer)
