@@ -13,8 +13,8 @@ through ``unetgan_bench.bench.cli.main`` in process (``validate`` for suites, ``
 
 The example budget is fixed and derandomized, so every run tries the same inputs (about 45 s
 on a 2-core machine); run with ``-s`` to see how many examples were tried and which distinct
-exit paths (command, exit code and the start of the error message) they took. Inputs known to
-break the rules today are listed in ``KNOWN_FAILURES``.
+exit paths (command, exit code and the start of the error message) they took. Inputs that
+broke the rules once are kept in ``REGRESSIONS``.
 """
 
 from __future__ import annotations
@@ -337,10 +337,11 @@ def compare_damaged(files: dict[str, Any], base_first: bool, record: bool = True
 # bench/manifest.py) is being hardened concurrently (H2); each entry is the smallest run folder
 # that shows one failure. When its fix is merged the entry XPASSes (strict): delete it then.
 _BASELINE_ROW = json.dumps(BASELINE_ROWS[0]).encode() + b"\n"
-KNOWN_FAILURES = {
-    "results.jsonl is not UTF-8 (UnicodeDecodeError, bench/results.py)": {"results": _BASELINE_ROW + b"\x80\n"},
-    "manifest.json is not UTF-8 (UnicodeDecodeError, bench/manifest.py)": {"manifest": b"\xa1{}"},
-    "a results row that is JSON but not an object (AttributeError, bench/results.py)": {"results": b"1\nnull\n"},
+# Inputs that once escaped as tracebacks (found by this test); each is now a fixed regression case.
+REGRESSIONS = {
+    "results.jsonl is not UTF-8": {"results": _BASELINE_ROW + b"\x80\n"},
+    "manifest.json is not UTF-8": {"manifest": b"\xa1{}"},
+    "a results row that is JSON but not an object": {"results": b"1\nnull\n"},
 }
 
 
@@ -349,46 +350,19 @@ def _known(overrides: dict[str, bytes]) -> dict[str, Any]:
     return {**files, **overrides}
 
 
-def compare_known(overrides: dict[str, bytes]) -> None:
-    """``compare`` with a known-failure folder as the new run, then as the base."""
+@pytest.mark.parametrize("overrides", list(REGRESSIONS.values()), ids=list(REGRESSIONS))
+def test_regressions_found_by_fuzzing(overrides: dict[str, bytes]) -> None:
+    """``compare`` with each folder as the new run, then as the base: exit 2 and one line, never a traceback."""
     for base_first in (False, True):
         compare_damaged(_known(overrides), base_first, record=False)
 
 
-def _still_failing() -> list[str]:
-    """The known failures that still break the rules (each two quick ``compare`` calls)."""
-    failing = []
-    for name, overrides in KNOWN_FAILURES.items():
-        try:
-            compare_known(overrides)
-        except Exception:  # a rule broken (AssertionError) or an exception out of main
-            failing.append(name)
-    return failing
-
-
-STILL_FAILING = _still_failing()
-# While a known failure is unfixed, generated run folders are bound to hit it too.
-UNTIL_FIXED = pytest.mark.xfail(
-    condition=bool(STILL_FAILING), reason=f"known failures not fixed yet: {'; '.join(STILL_FAILING)}", strict=False
-)
-
-
-@pytest.mark.parametrize(
-    "overrides",
-    [pytest.param(o, id=name, marks=pytest.mark.xfail(strict=True)) for name, o in KNOWN_FAILURES.items()],
-)
-def test_known_failures_of_today(overrides: dict[str, bytes]) -> None:
-    compare_known(overrides)
-
-
-@UNTIL_FIXED
 @settings(FUZZ, max_examples=30)
 @given(files=run_folder(), base_first=st.booleans())
 def test_compare_generated_run_folders(files: dict[str, Any], base_first: bool) -> None:
     compare_damaged(files, base_first)
 
 
-@UNTIL_FIXED
 @settings(FUZZ, max_examples=5)
 @given(files=run_folder())
 def test_report_generated_run_folders(files: dict[str, Any]) -> None:
