@@ -222,4 +222,4 @@ def test_rendering_writes_nothing_on_stderr(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     html = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert "pipeline=segment" in _section(html, "throughput") and "device=cpu" in _section(html, "throughput")
+    assert "pipeline=segment" in _section(html, "throughput") and "channels_last=False" in _section(html, "throughput")
