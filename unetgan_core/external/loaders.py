@@ -83,13 +83,16 @@ class OnnxModule(nn.Module):
         super().__init__()
         self.session, self.name = session, name
         self.input_name = session.get_inputs()[0].name
+        # A graph exported with batch 1 fixed is run one image at a time (checked in _check_onnx_input).
+        self.one_at_a_time = session.get_inputs()[0].shape[0] == 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and torch.is_grad_enabled():
             raise UserError(f"model {self.name!r} (onnx): not differentiable; ONNX Runtime computes no gradient")
-        feed = {self.input_name: np.ascontiguousarray(x.detach().float().cpu().numpy())}
+        images = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        batches = np.split(images, len(images)) if self.one_at_a_time and len(images) > 1 else [images]
         try:
-            out = self.session.run(None, feed)[0]
+            out = np.concatenate([self.session.run(None, {self.input_name: b})[0] for b in batches])
         except Exception as exc:  # onnxruntime raises its own Fail / InvalidArgument types
             raise UserError(f"model {self.name!r} (onnx) failed on input {list(x.shape)}: {one_line(exc)}") from exc
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
@@ -123,7 +126,11 @@ def _check_onnx_input(inputs, spec: ExternalModelSpec, name: str) -> None:
     shape = list(inputs[0].shape)
     if len(shape) != 4:
         raise UserError(f"model {name!r}: the ONNX graph's input has shape {shape}; expected [N, C, H, W]")
-    channels, height, width = shape[1:]
+    batch, channels, height, width = shape
+    if isinstance(batch, int) and batch != 1:
+        raise UserError(
+            f"model {name!r}: the ONNX graph has a fixed batch of {batch}; export it with batch 1 or a dynamic batch axis"
+        )
     if isinstance(channels, int) and channels != spec.in_channels:
         raise UserError(
             f"model {name!r}: the ONNX graph reads {channels} channels but in_channels = {spec.in_channels}"
