@@ -93,7 +93,8 @@ def test_onnx_agrees_with_torchscript_within_1e3_dice(exported):
 def test_onnx_is_forward_only_and_says_so(exported):
     folder, slices = exported
     ox = _load("onnx", folder)
-    assert ox.differentiable is False and ox.attack_note.startswith("not differentiable")
+    assert ox.differentiable is False and ox.has_gradient is False
+    assert ox.attack_note.startswith("not differentiable")
     x = torch.from_numpy(slices.images[:2])[:, None].requires_grad_(True)
     with pytest.raises(UserError, match="not differentiable") as info:
         ox.logits(x)
@@ -104,7 +105,7 @@ def test_onnx_is_forward_only_and_says_so(exported):
 def test_logits_carry_gradients_to_the_image(exported, fmt):
     folder, slices = exported
     seg = _load(fmt, folder)
-    assert seg.differentiable is True
+    assert seg.differentiable is True and seg.has_gradient is True
     x = torch.from_numpy(slices.images[:2])[:, None].requires_grad_(True)
     logits = seg.logits(x)
     assert logits.shape == (2, 3, 64, 64)

@@ -43,7 +43,9 @@ class ExternalSegmenter(Pipeline):
         self.name, self.spec, self.network = name, spec, loaded.module
         self.files = loaded.files
         self.adapter = InputAdapter(spec, name)
-        self.differentiable = loaded.has_gradient
+        # has_gradient False (ONNX): logits refuses inputs that need a gradient, so a gradient attack must be
+        # reported as "not differentiable" instead of run; differentiable says the same for the rows.
+        self.has_gradient = self.differentiable = loaded.has_gradient
         self.attack_note = (
             "attacked end to end: the gradient flows through the input adaptation and the external model"
             if loaded.has_gradient
