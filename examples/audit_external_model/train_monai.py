@@ -11,7 +11,7 @@ flip and rotation transforms, ``DiceCELoss``, ``DiceMetric``), on the philips st
 - ``models.toml``: one ``[models.NAME]`` table per format, declaring the input and output contracts;
 - ``monai_factory.py``: a copy of this folder's factory, so the ``python`` table works from ``--out``.
 
-Run ``python train_monai.py --out runs/monai`` (about 3 minutes on one CPU core) or add ``--toy`` for
+Run ``python train_monai.py --out runs/monai`` (a few minutes on a CPU) or add ``--toy`` for
 a seconds-long run that only shows the path works.
 """
 

@@ -145,7 +145,11 @@ def _check_onnx_input(inputs, spec: ExternalModelSpec, name: str) -> None:
 
 @LOADERS.register("python")
 def load_python(spec: ExternalModelSpec, base_dir: Path, name: str, device: torch.device) -> LoadedModel:
-    """``factory(**kwargs)`` (user code, looked up on ``sys.path`` and in ``base_dir``) plus optional weights."""
+    """``factory(**kwargs)`` (user code, looked up in ``base_dir`` and on ``sys.path``) plus optional weights.
+
+    A module already imported under the factory's module name is reused, as Python does; provenance
+    names the file that was actually imported (``factory_source``).
+    """
     files: list[tuple[str, Path]] = []
     weights_path = existing_file(base_dir, spec.weights, name, "weights") if spec.weights else None
     factory = _import_factory(spec.factory, base_dir, name)
