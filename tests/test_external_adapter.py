@@ -92,3 +92,12 @@ def test_other_channels_merge_into_background():
     a_prob = adapter(out_channels=4, blood_pool_channel=3, myocardium_channel=2, output="probabilities")
     assert torch.allclose(a_prob.class_logits(probs).softmax(dim=1).flatten(), merged, atol=1e-6)
     assert "2 channels merged into background" in a.describe()
+
+
+@pytest.mark.parametrize("normalisation", ["unit", "zscore", "percentile"])
+@pytest.mark.parametrize("resize", ["pad", "resample"])
+def test_gradient_reaches_the_image_through_every_adaptation(normalisation, resize):
+    seg = segmenter(Threshold(), normalisation=normalisation, resize=resize, input_size=48)
+    x = torch.rand(2, 1, 40, 40, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    seg.logits(x)[:, 1].sum().backward()
+    assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
