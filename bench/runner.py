@@ -133,12 +133,18 @@ class Runner:
         self._failed = parallel.train_missing(self, cells, self.jobs)
 
     def unet(self, key: str):
-        """The trained Unet of the ``unet`` task ``key`` (trained first if needed; loaded once per process)."""
+        """The segmenter of task ``key``: a trained Unet (``unet`` task, trained first if needed) or an external
+        model (``external`` task, as an ``nn.Module``); loaded once per process."""
         return self._model(key)
 
     def _model(self, key: str):
         if key not in self._models:
-            self._models[key] = steps.load_model(self.artifact(self.plan.task(key)) / "model.pt", self.device)
+            task = self.plan.task(key)
+            if task.kind == "external":
+                size = getattr(self.source, "size_px", 64)
+                self._models[key] = steps.load_external_model(task, self.device, size)
+            else:
+                self._models[key] = steps.load_model(self.artifact(task) / "model.pt", self.device)
         return self._models[key]
 
     def pipeline(self, spec: dict[str, Any]):

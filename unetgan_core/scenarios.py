@@ -17,6 +17,7 @@ import numpy as np
 from torch import nn
 
 from unetgan_core.errors import UserError
+from unetgan_core.external.segmenter import SegmenterModule
 from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.names import check_name
 from unetgan_core.pipelines import HistMatchPipeline, Pipeline, TranslatedPipeline, UnetPipeline
@@ -103,10 +104,18 @@ class Scenario:
         """The pipeline that measures this scenario.
 
         Args:
-            unet: the source Unet trained with ``unet_variant``.
+            unet: the source Unet trained with ``unet_variant``, or an external model as a ``SegmenterModule``
+                (a model without gradients makes the pipeline ``has_gradient = False``, with its attack note).
             generator: the trained ``G_S`` (needed when the scenario learns a translator).
             fit_images: source training images ``[N, H, W]`` in [0, 1] (needed for ``histmatch``).
         """
+        pipeline = self._pipeline(unet, generator, fit_images)
+        if isinstance(unet, SegmenterModule) and not unet.segmenter.has_gradient:
+            pipeline.has_gradient = pipeline.differentiable = False
+            pipeline.attack_note = unet.segmenter.attack_note
+        return pipeline
+
+    def _pipeline(self, unet: nn.Module, generator: nn.Module | None, fit_images: np.ndarray | None) -> Pipeline:
         if self.translator is None:
             return UnetPipeline(unet, name=self.name)
         if self.translator == HISTMATCH:

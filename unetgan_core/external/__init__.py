@@ -5,7 +5,8 @@
 ``examples/audit_external_model/``.
 """
 
+from unetgan_core.external.loaders import NotDifferentiable
 from unetgan_core.external.segmenter import ExternalSegmenter, load_external
 from unetgan_core.external.spec import ExternalModelSpec
 
-__all__ = ["ExternalModelSpec", "ExternalSegmenter", "load_external"]
+__all__ = ["ExternalModelSpec", "ExternalSegmenter", "NotDifferentiable", "load_external"]

@@ -24,6 +24,10 @@ from unetgan_core.external.spec import ExternalModelSpec
 from unetgan_core.registry import Registry
 
 
+class NotDifferentiable(UserError):
+    """A gradient was asked of a model that computes none (ONNX Runtime): gradient attacks report it, not fail."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
     """A loaded network and the files it came from.
@@ -88,7 +92,7 @@ class OnnxModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and torch.is_grad_enabled():
-            raise UserError(f"model {self.name!r} (onnx): not differentiable; ONNX Runtime computes no gradient")
+            raise NotDifferentiable(f"model {self.name!r} (onnx): not differentiable; ONNX Runtime computes no gradient")
         images = np.ascontiguousarray(x.detach().float().cpu().numpy())
         batches = np.split(images, len(images)) if self.one_at_a_time and len(images) > 1 else [images]
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from unetgan_core.errors import UserError
 from unetgan_core.external.adapter import InputAdapter
@@ -130,6 +131,10 @@ class ExternalSegmenter(Pipeline):
             "differentiable": self.differentiable,
         }
 
+    def as_module(self) -> SegmenterModule:
+        """This segmenter as an ``nn.Module``, for the suite's pipelines and translator training."""
+        return SegmenterModule(self)
+
     @torch.no_grad()
     def probe(self, size_px: int) -> None:
         """Run a small batch through the model and check the declared output contract.
@@ -162,6 +167,29 @@ class ExternalSegmenter(Pipeline):
                 raise UserError(
                     f'model {self.name!r} declares output = "probabilities" but returned values in [{lo:.3g}, {hi:.3g}]'
                 )
+
+
+class SegmenterModule(nn.Module):
+    """An ``ExternalSegmenter`` where the suite expects its trained LV-Unet module.
+
+    ``forward`` is the segmenter's ``logits`` (suite images in, three suite classes out, the input
+    adaptation included) and ``encode`` its feature hooks, so ``UnetPipeline``, ``TranslatedPipeline``,
+    ``HistMatchPipeline`` and ``train_translator`` (the feature loss) use it unchanged.
+
+    Args:
+        segmenter: the loaded external model.
+    """
+
+    def __init__(self, segmenter: ExternalSegmenter) -> None:
+        super().__init__()
+        self.network = segmenter.network  # registered, so eval(), to() and parameters() reach it
+        self.segmenter = segmenter
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.segmenter.logits(x)
+
+    def encode(self, x: torch.Tensor, features: Sequence[str]) -> dict[str, torch.Tensor]:
+        return self.segmenter.encode(x, features)
 
 
 def load_external(

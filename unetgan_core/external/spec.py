@@ -1,7 +1,7 @@
 """The declared contract of an external segmentation network: one ``[models.NAME]`` table of a suite.
 
 ``ExternalModelSpec`` is a frozen dataclass whose fields carry the metadata that
-``unetgan_bench.bench.schema.load_table`` reads (``doc`` and bounds such as ``choices``, ``ge``), so the
+``unetgan_core.schema.load_table`` reads (``doc`` and bounds such as ``choices``, ``ge``), so the
 suite loader builds it with ``load_table(ExternalModelSpec, table, where)`` and then calls
 ``spec.check(where)`` for the rules that join several keys. Nothing about the model is guessed: the
 input size, normalisation, channel count and the meaning of each output channel are declared here and
@@ -15,15 +15,13 @@ import re
 from typing import Any
 
 from unetgan_core.errors import UserError
+from unetgan_core.schema import field
 
 FORMATS = ("torchscript", "onnx", "python")
+MAX_SIDE = 4096  # largest declared input side or size multiple, px
+MAX_CHANNELS = 1024  # largest declared channel count or index
 # "package.module:function": a dotted module path, a colon, one attribute name.
 _FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
-
-
-def _meta(doc: str, **bounds: Any) -> dict[str, Any]:
-    # The metadata layout of bench/schema.py's field(); unetgan_core cannot import bench (layers point down).
-    return {"doc": doc, **bounds}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,30 +55,22 @@ class ExternalModelSpec:
         >>> spec.check("model 'net'")
     """
 
-    format: str = dataclasses.field(metadata=_meta("torchscript, onnx or python", choices=FORMATS))
-    path: str = dataclasses.field(default="", metadata=_meta("model file (torchscript, onnx), relative to the suite"))
-    factory: str = dataclasses.field(default="", metadata=_meta('"package.module:function" (python)'))
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict, metadata=_meta("keyword arguments of factory"))
-    weights: str = dataclasses.field(default="", metadata=_meta("state dict file (python), weights_only=True"))
-    input_size: int = dataclasses.field(default=0, metadata=_meta("fixed input side in pixels; 0 = any", ge=0))
-    size_multiple: int = dataclasses.field(default=1, metadata=_meta("input side must be a multiple of this", ge=1))
-    resize: str = dataclasses.field(default="pad", metadata=_meta("pad or resample", choices=("pad", "resample")))
-    normalisation: str = dataclasses.field(
-        default="unit", metadata=_meta("unit, zscore or percentile", choices=("unit", "zscore", "percentile"))
-    )
-    percentile: list[float] = dataclasses.field(
-        default_factory=lambda: [1.0, 99.0], metadata=_meta("low, high percentile of the clip", ge=0, le=100)
-    )
-    in_channels: int = dataclasses.field(default=1, metadata=_meta("input channels (image repeated)", ge=1))
-    out_channels: int = dataclasses.field(default=3, metadata=_meta("output channels", ge=3))
-    blood_pool_channel: int = dataclasses.field(default=1, metadata=_meta("output channel of the blood pool", ge=0))
-    myocardium_channel: int = dataclasses.field(default=2, metadata=_meta("output channel of the myocardium", ge=0))
-    output: str = dataclasses.field(
-        default="logits", metadata=_meta("logits or probabilities", choices=("logits", "probabilities"))
-    )
-    feature_layers: list[str] = dataclasses.field(
-        default_factory=list, metadata=_meta("module paths for the feature loss (python format)")
-    )
+    format: str = field(doc="torchscript, onnx or python", choices=FORMATS)
+    path: str = field("", doc="model file (torchscript, onnx), relative to the suite")
+    factory: str = field("", doc='"package.module:function" (python)')
+    kwargs: dict[str, Any] = field({}, doc="keyword arguments of factory")
+    weights: str = field("", doc="state dict file (python), weights_only=True")
+    input_size: int = field(0, doc="fixed input side in pixels; 0 = any", ge=0, le=MAX_SIDE)
+    size_multiple: int = field(1, doc="input side must be a multiple of this", ge=1, le=MAX_SIDE)
+    resize: str = field("pad", doc="pad or resample", choices=("pad", "resample"))
+    normalisation: str = field("unit", doc="unit, zscore or percentile", choices=("unit", "zscore", "percentile"))
+    percentile: list[float] = field([1.0, 99.0], doc="low, high percentile of the clip", ge=0, le=100)
+    in_channels: int = field(1, doc="input channels (image repeated)", ge=1, le=MAX_CHANNELS)
+    out_channels: int = field(3, doc="output channels", ge=3, le=MAX_CHANNELS)
+    blood_pool_channel: int = field(1, doc="output channel of the blood pool", ge=0, le=MAX_CHANNELS)
+    myocardium_channel: int = field(2, doc="output channel of the myocardium", ge=0, le=MAX_CHANNELS)
+    output: str = field("logits", doc="logits or probabilities", choices=("logits", "probabilities"))
+    feature_layers: list[str] = field([], doc="module paths for the feature loss (python format)")
 
     def check(self, where: str) -> None:
         """Reject combinations of keys that cannot describe one model, with one line naming ``where``.
