@@ -18,6 +18,7 @@ from unetgan_bench.bench.suite import Suite
 from unetgan_core.errors import UserError
 from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical, config_hash, derive_seed
+from unetgan_core.throughput.pipelines import EXTERNAL_WORKLOADS
 
 # Bump when a change to training or evaluation code makes old artifacts stale.
 ARTIFACT_VERSION = 1
@@ -57,11 +58,13 @@ class Task:
 
 @dataclasses.dataclass(frozen=True)
 class ExternalModel:
-    """The settings of an ``external`` task: what ``load_external`` needs to load the model."""
+    """The settings of an ``external`` task (what ``load_external`` needs), or of a ``throughput`` task that
+    times the model (then also its ``ThroughputSection``)."""
 
     name: str
     spec: ExternalModelSpec
     base_dir: Path
+    throughput: Any = None  # the ThroughputSection a throughput task times the model with
 
 
 @dataclasses.dataclass
@@ -348,6 +351,19 @@ def build_plan(suite: Suite, source) -> Plan:
 
     if suite.throughput is not None:
         add(_task("throughput", {"section": suite.throughput}, settings=suite.throughput))
+        # Each external model's inference (and FGSM step, where it has gradients) at the same settings.
+        timed = [p for p in suite.throughput.pipelines if p in EXTERNAL_WORKLOADS]
+        for model in sorted({e.model for e in suite.scenarios.entries() if e.model is not None}) if timed else []:
+            external = add(external_task(suite, model))
+            section = dataclasses.replace(suite.throughput, pipelines=tuple(timed))
+            add(
+                _task(
+                    "throughput",
+                    {"section": section, "model": external.key},
+                    (external.key,),
+                    settings=dataclasses.replace(external.settings, throughput=section),
+                )
+            )
 
     order = {"external": 0, "unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
     ordered = sorted(tasks.values(), key=lambda t: order[t.kind])  # stable: keeps expansion order within a kind

@@ -219,10 +219,20 @@ def _not_differentiable_rows(pipeline, cfg: dict[str, Any], n: int) -> list[dict
 
 
 def measure_throughput(task: Task, device: str) -> list[dict[str, Any]]:
-    """The throughput rows of a ``throughput`` task (``task.settings`` is its ``ThroughputSection``)."""
-    from unetgan_core.throughput.pipelines import run_throughput
+    """The throughput rows of a ``throughput`` task.
 
-    return run_throughput(task.settings, device=device)
+    ``task.settings`` is its ``ThroughputSection``, or for a task with ``model`` in its config the external
+    model's ``plan.ExternalModel`` (with ``throughput``): its rows are named ``"<workload>@model:NAME"``.
+    """
+    from unetgan_core.throughput.pipelines import external_workloads, run_throughput
+
+    if "model" not in task.config:
+        return run_throughput(task.settings, device=device)
+    model = task.settings
+    module = load_external_model(task, device, model.throughput.image_sizes[0])
+    workloads = external_workloads(module, module.segmenter.has_gradient)
+    rows = run_throughput(model.throughput, device=device, workloads=workloads)
+    return [{**row, "pipeline": f"{row['pipeline']}@model:{model.name}"} for row in rows]
 
 
 def save_panels(path: Path, panels: dict[str, Any]) -> None:

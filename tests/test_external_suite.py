@@ -160,14 +160,27 @@ def test_translator_trained_for_an_external_model_uses_its_feature_layers(folder
         (["unetgan@model:ts"], MODELS + TRANSLATOR, "compiled torchscript graph runs no forward hooks"),
         (["clean@model:nope"], MODELS, "unknown name 'model:nope'"),
         (["clean"], MODELS.replace("net.ts", "missing.ts"), "missing.ts"),
-        (["clean@model:bad"], '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\n'
-         'kwargs = { kind = "four_channels" }\n', "out_channels"),
-        (["clean@model:bad"], '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\n'
-         'kwargs = { kind = "nan" }\n', "NaN"),
-        (["clean@model:bad"], '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\n'
-         'kwargs = { kind = "half_size" }\n', "returned shape"),
-        (["clean@model:bad"], '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\n'
-         'kwargs = { kind = "fixed_32" }\ninput_size = 64\n', "probe batch"),
+        (
+            ["clean@model:bad"],
+            '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\nkwargs = { kind = "four_channels" }\n',
+            "out_channels",
+        ),
+        (
+            ["clean@model:bad"],
+            '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\nkwargs = { kind = "nan" }\n',
+            "NaN",
+        ),
+        (
+            ["clean@model:bad"],
+            '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\nkwargs = { kind = "half_size" }\n',
+            "returned shape",
+        ),
+        (
+            ["clean@model:bad"],
+            '[models.bad]\nformat = "python"\nfactory = "external_nets:broken"\n'
+            'kwargs = { kind = "fixed_32" }\ninput_size = 64\n',
+            "probe batch",
+        ),
         (["clean"], '[models."../up"]\nformat = "onnx"\npath = "x.onnx"\n', "model name"),
         (["clean"], '[models.x]\nformat = "onnx"\npath = "x.onnx"\ncolour = 1\n', "colour"),
     ],
@@ -192,3 +205,26 @@ def test_scenario_segmenter_applies_to_every_entry(folder, cache):
     assert [e.segmenter for e in suite.scenarios.entries()] == ["model:ts", "unet"]
     with pytest.raises(UserError, match="segmenter"):
         parse_suite(text.replace("model:ts", "model:zz"), str(folder / "all.toml"))
+
+
+THROUGHPUT = """
+[throughput]
+pipelines = ["segment", "fgsm_step"]
+image_sizes = [32]
+batch_sizes = [2]
+warmup = 0
+repeats = 1
+"""
+
+
+def test_external_models_get_throughput_rows(folder, cache, tmp_path):
+    suite = load_suite(str(write_suite(folder, "speed", ["clean@model:ts", "clean@model:onnx"], MODELS + THROUGHPUT)))
+    result = run_suite(suite, tmp_path / "run", store=ArtifactStore(tmp_path / "store"), progress=False, report=False)
+    assert result.failed == []
+    rows = {r["pipeline"]: r for rs in rows_by_scenario(tmp_path / "run", "throughput").values() for r in rs}
+    assert {"segment", "fgsm_step", "segment@model:ts", "fgsm_step@model:ts", "segment@model:onnx"} <= set(rows)
+    for name in ("segment@model:ts", "fgsm_step@model:ts", "segment@model:onnx"):
+        assert rows[name]["metrics"]["error"] is None and rows[name]["metrics"]["images_per_s"] > 0
+    assert "not differentiable" in rows["fgsm_step@model:onnx"]["metrics"]["error"]
+    seg = rows_by_scenario(tmp_path / "run")["clean@model:ts"][0]
+    assert seg["metrics"]["fast_path"]["checked_images"] > 0  # the fast-path check ran on the external model

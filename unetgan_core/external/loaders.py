@@ -92,7 +92,9 @@ class OnnxModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.requires_grad and torch.is_grad_enabled():
-            raise NotDifferentiable(f"model {self.name!r} (onnx): not differentiable; ONNX Runtime computes no gradient")
+            raise NotDifferentiable(
+                f"model {self.name!r} (onnx): not differentiable; ONNX Runtime computes no gradient"
+            )
         images = np.ascontiguousarray(x.detach().float().cpu().numpy())
         batches = np.split(images, len(images)) if self.one_at_a_time and len(images) > 1 else [images]
         try:
