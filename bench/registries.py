@@ -19,7 +19,7 @@ def _registries() -> dict[str, Registry]:
     from unetgan_core.data.sources import DATA_SOURCES, import_loaders
     from unetgan_core.models import MODELS
     from unetgan_core.plugins import load_entry_points
-    from unetgan_core.scenarios import SCENARIOS
+    from unetgan_core.scenarios import ADAPTATIONS, SCENARIOS
     from unetgan_core.throughput.pipelines import WORKLOADS
     from unetgan_core.training.augment import VARIANTS
 
@@ -32,6 +32,7 @@ def _registries() -> dict[str, Registry]:
         "models": MODELS,
         "Unet training variants": VARIANTS,
         "scenarios": SCENARIOS,
+        "adaptation methods": ADAPTATIONS,
         "attacks": ATTACKS,
         "throughput pipelines": WORKLOADS,
     }
