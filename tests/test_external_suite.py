@@ -228,3 +228,25 @@ def test_external_models_get_throughput_rows(folder, cache, tmp_path):
     assert "not differentiable" in rows["fgsm_step@model:onnx"]["metrics"]["error"]
     seg = rows_by_scenario(tmp_path / "run")["clean@model:ts"][0]
     assert seg["metrics"]["fast_path"]["checked_images"] > 0  # the fast-path check ran on the external model
+
+
+def test_provenance_names_model_files_contracts_adaptation_and_plugins(folder, cache):
+    import hashlib
+
+    from unetgan_bench.bench.provenance import suite_provenance
+
+    suite = load_suite(str(write_suite(folder, "prov", ["clean@model:ts", "clean@model:py"])))
+    record = suite_provenance(suite)
+    assert json.loads(json.dumps(record)) == record
+    ts = record["models"]["ts"]
+    (model_file,) = ts["files"]
+    path = folder / "models" / "net.ts"
+    assert model_file["role"] == "model" and model_file["file"] == "net.ts"
+    assert model_file["size_bytes"] == path.stat().st_size
+    assert model_file["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert ts["contracts"] == suite.models["ts"].contracts() and ts["differentiable"] is True
+    assert ts["adaptation"].startswith("input any size that is a multiple of 2 px (32x32 px as is)")
+    roles = {f["role"] for f in record["models"]["py"]["files"]}
+    assert roles == {"weights", "factory_source"} and record["models"]["py"]["factory"] == "external_nets:tiny_net"
+    assert record["models"]["onnx"]["differentiable"] is False  # declared models are all described
+    assert record["plugins"] == []

@@ -115,3 +115,18 @@ def test_plugin_versions_name_module_source_and_version(tmp_path, monkeypatch):
     (record,) = plugin_versions(["versioned_plugin"])
     assert record == {"module": "versioned_plugin", "via": "suite", "distribution": None, "version": "1.2"}
     assert json.loads(json.dumps(plugin_versions())) == plugin_versions()
+
+
+def test_suite_provenance_lists_the_suite_plugins(tmp_path, monkeypatch):
+    from unetgan_bench.bench.provenance import suite_provenance
+    from unetgan_bench.bench.suite import parse_suite
+
+    (tmp_path / "provenance_plugin.py").write_text('__version__ = "0.3"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("UNETGAN_CACHE", str(tmp_path / "cache"))
+    text = tiny_text(name="prov").replace("seeds = [0]", 'seeds = [0]\nplugins = ["provenance_plugin"]')
+    record = suite_provenance(parse_suite(text, str(tmp_path / "prov.toml")))
+    assert record == {
+        "models": {},
+        "plugins": [{"module": "provenance_plugin", "via": "suite", "distribution": None, "version": "0.3"}],
+    }

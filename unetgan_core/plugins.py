@@ -81,6 +81,11 @@ def load_entry_points() -> None:
         _IMPORTED[entry.module] = f"entry point {entry.name}"
 
 
+def entry_point_modules() -> list[str]:
+    """The plugin modules loaded through the ``unetgan_bench.plugins`` entry points in this process."""
+    return [module for module, via in _IMPORTED.items() if via != "suite"]
+
+
 def _distribution(module: str) -> tuple[str | None, str | None]:
     """The distribution that installs ``module``'s top-level package, and its version (None, None if none)."""
     top = module.split(".")[0]
