@@ -31,7 +31,14 @@ def test_toy_example_trains_exports_and_audits(tmp_path):
         "model.onnx",
         "models.toml",
         "monai_factory.py",
+        "audit_suite.toml",
     }
+    # The written suite names the three exported files and validates (every model loaded and probed).
+    from unetgan_bench.bench.suite import load_suite
+
+    suite = load_suite(str(out / "audit_suite.toml"))
+    assert set(suite.models) == {"monai_torchscript", "monai_onnx", "monai_python"}
+    assert {e.model for e in suite.scenarios.entries()} == set(suite.models)
 
     report = _module("audit").audit(out, toy=True)
     assert list(report) == ["monai_torchscript", "monai_onnx", "monai_python"]

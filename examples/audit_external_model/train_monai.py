@@ -9,6 +9,7 @@ flip and rotation transforms, ``DiceCELoss``, ``DiceMetric``), on the philips st
 - ``model.onnx``: ONNX with dynamic batch, height and width (the TorchScript-based exporter,
   ``dynamo=False``: torch's default dynamo exporter needs the extra package ``onnxscript``);
 - ``models.toml``: one ``[models.NAME]`` table per format, declaring the input and output contracts;
+- ``audit_suite.toml``: ``audit_suite.toml`` of this folder with those tables, a suite ``unetgan-bench run`` takes;
 - ``monai_factory.py``: a copy of this folder's factory, so the ``python`` table works from ``--out``.
 
 Run ``python train_monai.py --out runs/monai`` (a few minutes on a CPU) or add ``--toy`` for
@@ -119,14 +120,18 @@ def export(net: torch.nn.Module, features: tuple[int, ...], out: Path) -> None:
     )
     shutil.copy(HERE / "monai_factory.py", out / "monai_factory.py")
     contract = f'size_multiple = {SIZE_MULTIPLE}\nnormalisation = "unit"\nout_channels = 3\nblood_pool_channel = 1\nmyocardium_channel = 2\noutput = "logits"\n'
-    (out / "models.toml").write_text(
-        "# The MONAI BasicUNet of train_monai.py in three formats; paths are relative to this file.\n\n"
+    tables = (
         f'[models.monai_torchscript]\nformat = "torchscript"\npath = "model.ts"\n{contract}\n'
         f'[models.monai_onnx]\nformat = "onnx"\npath = "model.onnx"\n{contract}\n'
         f'[models.monai_python]\nformat = "python"\nfactory = "monai_factory:basic_unet"\n'
         f'kwargs = {{ features = {list(features)} }}\nweights = "weights.pt"\n'
         f'feature_layers = ["down_3", "down_4"]\n{contract}'
     )
+    (out / "models.toml").write_text(
+        "# The MONAI BasicUNet of train_monai.py in three formats; paths are relative to this file.\n\n" + tables
+    )
+    # A runnable suite: the example's audit settings plus these tables (paths relative to ``out``).
+    (out / "audit_suite.toml").write_text((HERE / "audit_suite.toml").read_text() + "\n" + tables)
 
 
 def main(argv: list[str] | None = None) -> int:
