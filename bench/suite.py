@@ -440,8 +440,9 @@ def check_models(suite: Suite, where: str) -> None:
 
     Each model is loaded on the CPU and run on a probe batch at the data's image size, so a missing
     file, a wrong output shape or channel count, NaN outputs or a size mismatch stop ``validate`` and
-    ``run`` with one line before anything is written. A learned translator with ``lambda_unet > 0``
-    needs the model's feature layers (``ExternalSegmenter.feature_refusal``).
+    ``run`` with one line before anything is written. A learned translator needs the model's feature
+    layers (``ExternalSegmenter.feature_refusal``) for the feature loss (``lambda_unet > 0``) and for
+    unlabelled checkpoint selection, which compares the segmenter's features of translated and source images.
     """
     from unetgan_core.external import load_external
 
@@ -457,12 +458,16 @@ def check_models(suite: Suite, where: str) -> None:
         scenario = scenarios.get(entry.scenario)
         if entry.model is None or not scenario.learned_translator:
             continue
-        weight = scenario.translator_config(suite.translator).lambda_unet
         refusal = loaded[entry.model].feature_refusal
-        if weight > 0 and refusal:
+        weight = scenario.translator_config(suite.translator).lambda_unet
+        needs = [f"the Unet feature loss (lambda_unet = {weight:g})"] if weight > 0 else []
+        if suite.scenarios.selection == "unlabelled":
+            needs.append("unlabelled checkpoint selection (a distance between its features)")
+        if needs and refusal:
             raise UserError(
-                f"{where}: [scenarios] run: {entry.label!r} trains its translator with the Unet feature loss "
-                f"(lambda_unet = {weight:g}), but {refusal}; run a scenario without it (e.g. cyclegan, unetgan_nofeat)"
+                f"{where}: [scenarios] run: {entry.label!r} trains a translator with {' and '.join(needs)}, but "
+                f"{refusal}; declare feature_layers of a python model, or use a scenario without the feature loss "
+                'and [scenarios] selection = "oracle"'
             )
 
 

@@ -158,6 +158,7 @@ def test_translator_trained_for_an_external_model_uses_its_feature_layers(folder
     ("scenarios", "extra", "message"),
     [
         (["unetgan@model:ts"], MODELS + TRANSLATOR, "compiled torchscript graph runs no forward hooks"),
+        (["cyclegan@model:onnx"], MODELS + TRANSLATOR, "unlabelled checkpoint selection"),
         (["clean@model:nope"], MODELS, "unknown name 'model:nope'"),
         (["clean"], MODELS.replace("net.ts", "missing.ts"), "missing.ts"),
         (
@@ -250,3 +251,44 @@ def test_provenance_names_model_files_contracts_adaptation_and_plugins(folder, c
     assert roles == {"weights", "factory_source"} and record["models"]["py"]["factory"] == "external_nets:tiny_net"
     assert record["models"]["onnx"]["differentiable"] is False  # declared models are all described
     assert record["plugins"] == []
+
+
+def test_naming_the_trained_unet_explicitly_keeps_every_key():
+    """`segmenter = "unet"` is the default: the built-in suites' plans do not change when it is written out."""
+    from unetgan_bench.bench.suite import resolve_suite_path
+
+    path = resolve_suite_path("quick")
+    text = path.read_text()
+    explicit = text.replace("[scenarios]\n", '[scenarios]\nsegmenter = "unet"\n', 1)
+    assert explicit != text
+    plans = [build_plan(s, open_source(s, s.path)) for s in (load_suite("quick"), parse_suite(explicit, str(path)))]
+    assert [t.key for t in plans[0].tasks] == [t.key for t in plans[1].tasks]
+    assert not plans[0].of_kind("external")
+    assert all(set(t.config["pipeline"]) == {"scenario", "unet", "adapter"} for t in plans[0].of_kind("segmentation"))
+
+
+def test_training_workers_load_the_external_model(folder, cache, tmp_path):
+    """With --jobs 2 the translator for an external model is trained in a worker process, which loads the model."""
+    scenarios = ["cyclegan@model:py", "unetgan_nofeat@model:py"]
+    suite = load_suite(str(write_suite(folder, "jobs", scenarios, MODELS + TRANSLATOR)))
+    store = ArtifactStore(tmp_path / "store")
+    result = run_suite(suite, tmp_path / "run", store=store, progress=False, report=False, jobs=2)
+    assert result.failed == []
+    assert {r["scenario"] for rs in rows_by_scenario(tmp_path / "run").values() for r in rs} == set(scenarios)
+    plan = build_plan(suite, open_source(suite, suite.path))
+    assert all(store.exists("translator", t.key) for t in plan.of_kind("translator"))
+
+
+def test_oracle_selection_lets_a_model_without_features_train_a_plain_translator(folder, cache):
+    text = tiny_text(name="oracle", scenarios=("cyclegan@model:ts",), extra=MODELS + TRANSLATOR)
+    with pytest.raises(UserError, match="unlabelled checkpoint selection"):
+        parse_suite(text, str(folder / "oracle.toml"))
+    suite = parse_suite(
+        text.replace("[scenarios]\n", '[scenarios]\nselection = "oracle"\n'), str(folder / "oracle.toml")
+    )
+    with pytest.raises(UserError, match="feature loss"):
+        parse_suite(
+            text.replace("[scenarios]\n", '[scenarios]\nselection = "oracle"\n').replace("cyclegan@", "unetgan@"),
+            str(folder / "oracle.toml"),
+        )
+    assert suite.scenarios.selection == "oracle"
