@@ -220,6 +220,9 @@ def build_plan(suite: Suite, source) -> Plan:
         tasks.setdefault(task.key, task)
         return task
 
+    entries = suite.scenarios.entries()
+    # One task per external model a run entry names (its files are hashed once).
+    external_of = {e.model: external_task(suite, e.model) for e in entries if e.model is not None}
     unet_of: dict[tuple[str, int, int | None], Task] = {}
     # (scenario, vendor, seed) -> (pipeline, test data key) of the first fold, for the attacks.
     pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]] = {}
@@ -233,12 +236,10 @@ def build_plan(suite: Suite, source) -> Plan:
             def src_key(split: str, fold: int | None = fold) -> str:
                 return data[(src, split_name(split, fold))].key
 
-            for entry in suite.scenarios.entries():
+            for entry in entries:
                 name, scenario = entry.label, SCENARIOS.get(entry.scenario)
                 variant = scenario.unet_variant
-                if entry.model is not None:
-                    unet = add(external_task(suite, entry.model))
-                elif (variant, seed, fold) not in unet_of:
+                if entry.model is None and (variant, seed, fold) not in unet_of:
                     train_cfg = dataclasses.replace(suite.unet, variant=variant)
                     unet_of[(variant, seed, fold)] = add(
                         _task(
@@ -255,8 +256,7 @@ def build_plan(suite: Suite, source) -> Plan:
                             settings=train_cfg,
                         )
                     )
-                if entry.model is None:
-                    unet = unet_of[(variant, seed, fold)]
+                unet = add(external_of[entry.model]) if entry.model is not None else unet_of[(variant, seed, fold)]
                 for vendor in suite.all_vendors:
                     if scenario.translator is not None and vendor == src:
                         continue  # the paper's "-": translation maps targets to the source
@@ -267,7 +267,7 @@ def build_plan(suite: Suite, source) -> Plan:
                             scenario.translator_config(suite.translator), selection=suite.scenarios.selection
                         )
                         if entry.model is not None and unet.settings.spec.feature_layers:
-                            # The feature loss compares the external model's declared layers.
+                            # The feature loss and unlabelled selection use the external model's declared layers.
                             t_cfg = dataclasses.replace(t_cfg, feature_blocks=tuple(unet.settings.spec.feature_layers))
                         t_task = add(
                             _task(
@@ -353,8 +353,8 @@ def build_plan(suite: Suite, source) -> Plan:
         add(_task("throughput", {"section": suite.throughput}, settings=suite.throughput))
         # Each external model's inference (and FGSM step, where it has gradients) at the same settings.
         timed = [p for p in suite.throughput.pipelines if p in EXTERNAL_WORKLOADS]
-        for model in sorted({e.model for e in suite.scenarios.entries() if e.model is not None}) if timed else []:
-            external = add(external_task(suite, model))
+        for model in sorted(external_of) if timed else []:
+            external = external_of[model]
             section = dataclasses.replace(suite.throughput, pipelines=tuple(timed))
             add(
                 _task(
