@@ -9,13 +9,16 @@ distributed engine (e.g. Dask) can run the same graph.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from unetgan_bench.bench.suite import Suite
 from unetgan_core.errors import UserError
+from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical, config_hash, derive_seed
+from unetgan_core.throughput.pipelines import EXTERNAL_WORKLOADS
 
 # Bump when a change to training or evaluation code makes old artifacts stale.
 ARTIFACT_VERSION = 1
@@ -36,13 +39,14 @@ class Task:
     """One node of the graph.
 
     Args:
-        kind: ``unet``, ``translator`` (trained artifacts), ``segmentation``, ``fgsm`` or
-            ``throughput`` (measured cells that write rows).
+        kind: ``unet``, ``translator`` (trained artifacts), ``external`` (a suite's ``[models.NAME]``:
+            loaded, never trained), ``segmentation``, ``fgsm`` or ``throughput`` (measured cells that
+            write rows).
         key: hash of ``config``; the artifact folder name or the cell id.
         config: everything that determines the task's output, as plain data (its canonical form is hashed).
         deps: keys of the tasks whose artifacts it reads.
-        settings: the typed settings the task runs with (``SegTrainConfig``, ``TranslatorConfig`` or
-            ``ThroughputSection``; None for cells), whose canonical form is in ``config``.
+        settings: the typed settings the task runs with (``SegTrainConfig``, ``TranslatorConfig``,
+            ``ExternalModel`` or ``ThroughputSection``; None for cells), whose canonical form is in ``config``.
     """
 
     kind: str
@@ -50,6 +54,17 @@ class Task:
     config: dict[str, Any]
     deps: tuple[str, ...] = ()
     settings: Any = dataclasses.field(default=None, compare=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExternalModel:
+    """The settings of an ``external`` task (what ``load_external`` needs), or of a ``throughput`` task that
+    times the model (then also its ``ThroughputSection``)."""
+
+    name: str
+    spec: ExternalModelSpec
+    base_dir: Path
+    throughput: Any = None  # the ThroughputSection a throughput task times the model with
 
 
 @dataclasses.dataclass
@@ -72,6 +87,24 @@ class Plan:
 def _task(kind: str, config: dict[str, Any], deps: tuple[str, ...] = (), settings: Any = None) -> Task:
     config = canonical({"artifact_version": ARTIFACT_VERSION, "kind": kind, **config})
     return Task(kind=kind, key=config_hash(config), config=config, deps=deps, settings=settings)
+
+
+def external_task(suite: Suite, name: str) -> Task:
+    """The task of the suite's ``[models.NAME]``: nothing to train; its key is its files' SHA-256 and declared
+    contracts (not its name), so the same network in another suite or under another name has the same key."""
+    from unetgan_core.external.provenance import declared_files, file_sha256
+
+    spec = suite.models[name]
+    files = declared_files(spec, suite.base_dir)
+    config = {
+        "format": spec.format,
+        "files": [{"role": role, "sha256": file_sha256(path)} for role, path in files],
+        "factory": spec.factory,
+        "kwargs": spec.kwargs,
+        "contracts": spec.contracts(),
+        "feature_layers": spec.feature_layers,
+    }
+    return _task("external", config, settings=ExternalModel(name, spec, suite.base_dir))
 
 
 def split_name(split: str, fold: int | None) -> str:
@@ -163,14 +196,22 @@ def split_data(suite: Suite, source) -> dict[tuple[str, str], DataRef]:
 
 
 def build_plan(suite: Suite, source) -> Plan:
-    """Expand ``suite`` into tasks: Unets, translators, then the measured cells.
+    """Expand ``suite`` into tasks: Unets (or external models), translators, then the measured cells.
+
+    A run entry whose segmenter is ``model:NAME`` uses the ``external`` task of ``[models.NAME]`` where
+    others use a trained Unet (``unet`` in a pipeline spec is the segmenter's task key); translators
+    trained for it take its ``feature_layers`` as the feature loss's blocks. Cells carry the entry's
+    label as ``scenario`` and the registered scenario in their ``pipeline`` spec.
 
     Every (replicate seed, fold) pair trains its own Unets and measures its own cells; with
     ``[splits] folds`` the Unet, translator and segmentation configs carry ``fold`` and the
     source vendor is tested on that fold's subjects. Attacks use the first fold's models.
     """
+    from unetgan_core.plugins import import_plugins
     from unetgan_core.scenarios import SCENARIOS
 
+    # A worker process builds the plan again: the suite's plugins register its scenarios there too.
+    import_plugins(suite.suite.plugins, f"{suite.path}: [suite] plugins")
     data = split_data(suite, source)
     src = suite.vendors.source
     tasks: dict[str, Task] = {}
@@ -179,6 +220,9 @@ def build_plan(suite: Suite, source) -> Plan:
         tasks.setdefault(task.key, task)
         return task
 
+    entries = suite.scenarios.entries()
+    # One task per external model a run entry names (its files are hashed once).
+    external_of = {e.model: external_task(suite, e.model) for e in entries if e.model is not None}
     unet_of: dict[tuple[str, int, int | None], Task] = {}
     # (scenario, vendor, seed) -> (pipeline, test data key) of the first fold, for the attacks.
     pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]] = {}
@@ -192,10 +236,10 @@ def build_plan(suite: Suite, source) -> Plan:
             def src_key(split: str, fold: int | None = fold) -> str:
                 return data[(src, split_name(split, fold))].key
 
-            for name in suite.scenarios.run:
-                scenario = SCENARIOS.get(name)
+            for entry in entries:
+                name, scenario = entry.label, SCENARIOS.get(entry.scenario)
                 variant = scenario.unet_variant
-                if (variant, seed, fold) not in unet_of:
+                if entry.model is None and (variant, seed, fold) not in unet_of:
                     train_cfg = dataclasses.replace(suite.unet, variant=variant)
                     unet_of[(variant, seed, fold)] = add(
                         _task(
@@ -212,7 +256,7 @@ def build_plan(suite: Suite, source) -> Plan:
                             settings=train_cfg,
                         )
                     )
-                unet = unet_of[(variant, seed, fold)]
+                unet = add(external_of[entry.model]) if entry.model is not None else unet_of[(variant, seed, fold)]
                 for vendor in suite.all_vendors:
                     if scenario.translator is not None and vendor == src:
                         continue  # the paper's "-": translation maps targets to the source
@@ -222,6 +266,9 @@ def build_plan(suite: Suite, source) -> Plan:
                         t_cfg = dataclasses.replace(
                             scenario.translator_config(suite.translator), selection=suite.scenarios.selection
                         )
+                        if entry.model is not None and unet.settings.spec.feature_layers:
+                            # The feature loss and unlabelled selection use the external model's declared layers.
+                            t_cfg = dataclasses.replace(t_cfg, feature_blocks=tuple(unet.settings.spec.feature_layers))
                         t_task = add(
                             _task(
                                 "translator",
@@ -244,7 +291,7 @@ def build_plan(suite: Suite, source) -> Plan:
                         translator_key = t_task.key
                         deps.append(translator_key)
                     pipe = {
-                        "scenario": name,
+                        "scenario": entry.scenario,
                         "unet": unet.key,
                         "adapter": scenario.adapter(src_key("train"), translator_key),
                     }
@@ -304,7 +351,20 @@ def build_plan(suite: Suite, source) -> Plan:
 
     if suite.throughput is not None:
         add(_task("throughput", {"section": suite.throughput}, settings=suite.throughput))
+        # Each external model's inference (and FGSM step, where it has gradients) at the same settings.
+        timed = [p for p in suite.throughput.pipelines if p in EXTERNAL_WORKLOADS]
+        for model in sorted(external_of) if timed else []:
+            external = external_of[model]
+            section = dataclasses.replace(suite.throughput, pipelines=tuple(timed))
+            add(
+                _task(
+                    "throughput",
+                    {"section": section, "model": external.key},
+                    (external.key,),
+                    settings=dataclasses.replace(external.settings, throughput=section),
+                )
+            )
 
-    order = {"unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
+    order = {"external": 0, "unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
     ordered = sorted(tasks.values(), key=lambda t: order[t.kind])  # stable: keeps expansion order within a kind
     return Plan(suite=suite, source_key=source.cache_key(), data=data, tasks=ordered)

@@ -1,5 +1,5 @@
-"""What is registered (data sources, styles, models, scenarios, attacks, throughput pipelines), and the
-suite's data source.
+"""What is registered (data sources, styles, models, Unet training variants, scenarios, attacks, throughput
+pipelines), with the plugins of installed distributions loaded first, and the suite's data source.
 
 This module knows nothing of suite files: ``bench.suite`` imports it to check a suite's names, never
 the other way round.
@@ -18,16 +18,21 @@ def _registries() -> dict[str, Registry]:
     from unetgan_core.data.phantom.styles import STYLES
     from unetgan_core.data.sources import DATA_SOURCES, import_loaders
     from unetgan_core.models import MODELS
-    from unetgan_core.scenarios import SCENARIOS
+    from unetgan_core.plugins import load_entry_points
+    from unetgan_core.scenarios import ADAPTATIONS, SCENARIOS
     from unetgan_core.throughput.pipelines import WORKLOADS
+    from unetgan_core.training.augment import VARIANTS
 
     # The real-data sources register on import; list them before any source is created.
     import_loaders()
+    load_entry_points()
     return {
         "data sources": DATA_SOURCES,
         "vendor styles (phantom)": STYLES,
         "models": MODELS,
+        "Unet training variants": VARIANTS,
         "scenarios": SCENARIOS,
+        "adaptation methods": ADAPTATIONS,
         "attacks": ATTACKS,
         "throughput pipelines": WORKLOADS,
     }

@@ -149,9 +149,15 @@ class Runner:
         self._failed = parallel.train_missing(self, cells, self.jobs)
 
     def model(self, key: str):
-        """The trained network of training task ``key`` (a Unet or a generator), loaded once per process."""
+        """The network of task ``key``, loaded once per process: a trained Unet or generator (trained first if
+        needed; a corrupt checkpoint is rebuilt) or an external segmenter (``external`` task, as an ``nn.Module``)."""
         if key not in self._models:
-            self._models[key] = self.artifact(self.plan.task(key), self._load_model)
+            task = self.plan.task(key)
+            if task.kind == "external":
+                size = getattr(self.source, "size_px", 64)
+                self._models[key] = steps.load_external_model(task, self.device, size)
+            else:
+                self._models[key] = self.artifact(task, self._load_model)
         return self._models[key]
 
     def _load_model(self, folder: Path):

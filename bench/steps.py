@@ -19,6 +19,7 @@ import torch
 from unetgan_bench.bench.plan import Task
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.device import cpu_threads
+from unetgan_core.external import NotDifferentiable
 from unetgan_core.inference import translate
 from unetgan_core.pipelines import UnetPipeline
 
@@ -88,6 +89,19 @@ def load_model(path: Path, device: str) -> torch.nn.Module:
     return model.to(device).eval()
 
 
+def load_external_model(task: Task, device: str, probe_size: int) -> torch.nn.Module:
+    """The ``[models.NAME]`` of an ``external`` task, loaded and probed, as an ``nn.Module`` (``SegmenterModule``).
+
+    Args:
+        task: an ``external`` task; ``task.settings`` is its ``plan.ExternalModel``.
+        probe_size: image side of the load-time probe (the suite's data size).
+    """
+    from unetgan_core.external import load_external
+
+    model = task.settings
+    return load_external(model.spec, model.base_dir, name=model.name, device=device, probe_size=probe_size).as_module()
+
+
 # -- measuring ---------------------------------------------------------------------------
 def _predict(
     pipeline, images: np.ndarray, labels: np.ndarray, myo_labelled: np.ndarray, use_fast: bool
@@ -155,16 +169,20 @@ def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list
     opts: dict[str, Any] = {"target": cfg["target"]}
     if cfg["attack"] == "pgd":
         opts.update(steps=cfg["pgd_steps"], step_fraction=cfg["pgd_step_fraction"])
-    sweep = evaluate_sweep(
-        pipeline,
-        test.images[:n],
-        test.labels[:n],
-        cfg["eps"],
-        cfg["attack"],
-        seed=cfg["seed"],
-        attack_options=opts,
-        myo_labelled=test.myo_labelled[:n],
-    )
+    try:
+        sweep = evaluate_sweep(
+            pipeline,
+            test.images[:n],
+            test.labels[:n],
+            cfg["eps"],
+            cfg["attack"],
+            seed=cfg["seed"],
+            attack_options=opts,
+            myo_labelled=test.myo_labelled[:n],
+        )
+    except NotDifferentiable:
+        # An external model without gradients (ONNX): a gradient attack cannot run, so its rows say so.
+        return _not_differentiable_rows(pipeline, cfg, n), None
     rows = sweep.per_eps
     if cfg["attack"] == "fgsm" and cfg["role"] == "source" and n:
         # The saving of the one-gradient sweep, measured on the source cell's batch and pipeline
@@ -187,11 +205,35 @@ def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list
     return rows, panels
 
 
-def measure_throughput(task: Task, device: str) -> list[dict[str, Any]]:
-    """The throughput rows of a ``throughput`` task (``task.settings`` is its ``ThroughputSection``)."""
-    from unetgan_core.throughput.pipelines import run_throughput
+def _not_differentiable_rows(pipeline, cfg: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """One row per eps for a gradient attack on a pipeline that has no gradient: no Dice, and the reason."""
+    return [
+        {
+            "attack": cfg["attack"],
+            "eps": eps,
+            "target": cfg["target"],
+            "attack_note": pipeline.attack_note,
+            "metrics": {"dice_mean": None, "psnr_db": None, "ssim": None, "n_images": n, "not_differentiable": True},
+        }
+        for eps in cfg["eps"]
+    ]
 
-    return run_throughput(task.settings, device=device)
+
+def measure_throughput(task: Task, device: str) -> list[dict[str, Any]]:
+    """The throughput rows of a ``throughput`` task.
+
+    ``task.settings`` is its ``ThroughputSection``, or for a task with ``model`` in its config the external
+    model's ``plan.ExternalModel`` (with ``throughput``): its rows are named ``"<workload>@model:NAME"``.
+    """
+    from unetgan_core.throughput.pipelines import external_workloads, run_throughput
+
+    if "model" not in task.config:
+        return run_throughput(task.settings, device=device)
+    model = task.settings
+    module = load_external_model(task, device, model.throughput.image_sizes[0])
+    workloads = external_workloads(module, module.segmenter.has_gradient)
+    rows = run_throughput(model.throughput, device=device, workloads=workloads)
+    return [{**row, "pipeline": f"{row['pipeline']}@model:{model.name}"} for row in rows]
 
 
 def save_panels(path: Path, panels: dict[str, Any]) -> None:

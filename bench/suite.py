@@ -2,8 +2,17 @@
 
 A suite is a TOML file with these tables (see ``suites/quick.toml`` for a commented example):
 ``[suite]``, ``[data]``, ``[vendors]``, ``[splits]``, ``[unet]``, ``[translator]``,
-``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[throughput]``, ``[compare]``.
-Every error names the file, the table and key, and what is allowed.
+``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[throughput]``, ``[compare]`` and
+``[models.NAME]`` (external segmenters, ``unetgan_core.external``). Every error names the file, the
+table and key, and what is allowed.
+
+Segmenters: every scenario segments with the LV-Unet the suite trains (``"unet"``) unless
+``[scenarios] segmenter = "model:NAME"`` names a ``[models.NAME]`` table for all of them; one ``run``
+entry may name its own as ``"SCENARIO@model:NAME"`` (or ``"SCENARIO@unet"``), so built-in and
+external rows sit in one table. External models are loaded and probed at validation, so a missing
+file or a broken contract is a one-line error before anything runs.
+
+Plugins: ``[suite] plugins`` are imported (``unetgan_core.plugins``) before any name is checked.
 
 Real data sets need a root folder: ``[data] root`` in the file, ``--data-root`` on the command
 line, or an environment variable (:data:`ROOT_ENV`); Sunnybrook falls back to the shared data
@@ -23,8 +32,10 @@ from typing import Any
 from unetgan_bench.bench.registries import known, open_source, registry
 from unetgan_bench.bench.schema import describe, field, load_table
 from unetgan_core.errors import DataError, UserError
+from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical
 from unetgan_core.names import NAME_RULE, check_name
+from unetgan_core.plugins import import_plugins
 from unetgan_core.throughput.pipelines import ThroughputSection, parse_section
 from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
@@ -67,6 +78,9 @@ class SuiteSection:
         doc="CPU threads of each training task; part of a trained model's key, because torch's CPU sums depend on the thread count (the same weights on any machine and for any --jobs)",
         ge=1,
         le=1024,
+    )
+    plugins: list[str] = field(
+        [], doc="modules imported before the suite is checked, to register outside scenarios, attacks, sources"
     )
 
     def __post_init__(self) -> None:
@@ -117,6 +131,30 @@ class SplitSection:
     )
 
 
+UNET = "unet"  # the segmenter the suite trains
+MODEL_PREFIX = "model:"  # a segmenter "model:NAME" is the suite's [models.NAME]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunEntry:
+    """One ``[scenarios] run`` entry.
+
+    Args:
+        label: the entry as written; rows and ``[fgsm] scenarios`` use it (``"histmatch@model:monai"``).
+        scenario: the registered scenario (``"histmatch"``).
+        segmenter: ``"unet"`` or ``"model:NAME"``.
+    """
+
+    label: str
+    scenario: str
+    segmenter: str
+
+    @property
+    def model(self) -> str | None:
+        """The ``[models.NAME]`` this entry segments with, or None for the suite's trained LV-Unet."""
+        return self.segmenter[len(MODEL_PREFIX) :] if self.segmenter.startswith(MODEL_PREFIX) else None
+
+
 @dataclasses.dataclass(frozen=True)
 class ScenarioSection:
     run: list[str] = field(doc="scenarios to measure (see `unetgan-bench list`)", nonempty=True)
@@ -125,6 +163,19 @@ class ScenarioSection:
         doc="translator checkpoint selection; 'oracle' uses target labels",
         choices=("unlabelled", "oracle"),
     )
+    segmenter: str = field(
+        UNET,
+        doc='segmenter of every run entry: "unet" (the LV-Unet the suite trains) or "model:NAME" ([models.NAME]); '
+        'an entry "SCENARIO@model:NAME" names its own',
+    )
+
+    def entries(self) -> list[RunEntry]:
+        """The ``run`` list as (label, scenario, segmenter) entries, in order."""
+        out = []
+        for label in self.run:
+            scenario, _, segmenter = label.partition("@")
+            out.append(RunEntry(label, scenario, segmenter or self.segmenter))
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +228,7 @@ class Suite:
     fgsm: FgsmSection | None
     throughput: ThroughputSection | None
     compare: CompareSection
+    models: dict[str, ExternalModelSpec] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -191,6 +243,11 @@ class Suite:
         out = canonical(self)
         out.pop("path")
         return out
+
+    @property
+    def base_dir(self) -> Path:
+        """The suite file's folder: ``[models.NAME]`` paths are relative to it."""
+        return Path(self.path).resolve().parent
 
     def with_seeds(self, seeds: list[int]) -> Suite:
         return dataclasses.replace(self, suite=dataclasses.replace(self.suite, seeds=list(seeds)))
@@ -209,7 +266,7 @@ SECTION_TYPES: dict[str, type] = {
     "throughput": ThroughputSection,
     "compare": CompareSection,
 }
-SECTIONS = {"data", *SECTION_TYPES}
+SECTIONS = {"data", "models", *SECTION_TYPES}
 
 
 def describe_sections() -> list[str]:
@@ -218,7 +275,9 @@ def describe_sections() -> list[str]:
     for table, cls in SECTION_TYPES.items():
         for key, kind, default, doc in describe(cls):
             lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
-    lines.append(f"names (suite, vendors, styles, scenarios): {NAME_RULE}")
+    for key, kind, default, doc in describe(ExternalModelSpec):
+        lines.append(f"[models.NAME] {key}: {kind}; default {default!r}; {doc}")
+    lines.append(f"names (suite, vendors, styles, scenarios, models): {NAME_RULE}")
     return lines
 
 
@@ -315,7 +374,7 @@ def _check_targets(suite: Suite, where: str) -> None:
     if suite.vendors.targets:
         return
     scenarios = registry("scenarios")
-    adapting = [name for name in suite.scenarios.run if scenarios.get(name).translator is not None]
+    adapting = [e.label for e in suite.scenarios.entries() if scenarios.get(e.scenario).translator is not None]
     if adapting:
         unet_only = ", ".join(n for n in scenarios.names() if scenarios.get(n).translator is None)
         raise UserError(
@@ -346,7 +405,13 @@ def _throughput(raw: dict[str, Any], unet: SegTrainConfig, where: str) -> Throug
 def check_names(suite: Suite, where: str) -> None:
     """Reject names a suite uses that nothing registers (data source, scenarios, attacks, vendors)."""
     known(f"{where}: [data]", "source", [suite.data["source"]], registry("data sources").names())
-    known(f"{where}: [scenarios]", "run", suite.scenarios.run, registry("scenarios").names())
+    entries = suite.scenarios.entries()
+    known(f"{where}: [scenarios]", "run", [e.scenario for e in entries], registry("scenarios").names())
+    segmenters = [UNET, *(MODEL_PREFIX + name for name in suite.models)]
+    known(f"{where}: [scenarios]", "segmenter", [suite.scenarios.segmenter], segmenters)
+    known(f"{where}: [scenarios]", "run (SCENARIO@segmenter)", [e.segmenter for e in entries], segmenters)
+    if len({e.label for e in entries}) != len(entries):
+        raise UserError(f"{where}: [scenarios] run: an entry is listed twice")
     if suite.fgsm is not None:
         known(f"{where}: [fgsm]", "attacks", suite.fgsm.attacks, registry("attacks").names())
         known(f"{where}: [fgsm]", "scenarios", suite.fgsm.scenarios, suite.scenarios.run)
@@ -354,6 +419,56 @@ def check_names(suite: Suite, where: str) -> None:
         known(f"{where}: [fgsm]", "seeds", [str(s) for s in suite.fgsm.seeds], [str(s) for s in suite.suite.seeds])
     source = open_source(suite, where)
     known(f"{where}: [vendors]", "source/targets", suite.all_vendors, source.vendors())
+
+
+def _models(raw: Any, where: str) -> dict[str, ExternalModelSpec]:
+    """The ``[models.NAME]`` tables as checked ``ExternalModelSpec``s (files are not read here)."""
+    if not isinstance(raw, dict) or not all(isinstance(t, dict) for t in raw.values()):
+        raise UserError(f"{where}: [models] expected one table per model, [models.NAME]")
+    out = {}
+    for name, table in raw.items():
+        at = f"{where}: [models.{name}]"
+        check_name("model name", name, f"{where}: [models]")
+        spec = load_table(ExternalModelSpec, table, at)
+        spec.check(at)
+        out[name] = spec
+    return out
+
+
+def check_models(suite: Suite, where: str) -> None:
+    """Load and probe every ``[models.NAME]`` and refuse feature-loss scenarios its model cannot serve.
+
+    Each model is loaded on the CPU and run on a probe batch at the data's image size, so a missing
+    file, a wrong output shape or channel count, NaN outputs or a size mismatch stop ``validate`` and
+    ``run`` with one line before anything is written. A learned translator needs the model's feature
+    layers (``ExternalSegmenter.feature_refusal``) for the feature loss (``lambda_unet > 0``) and for
+    unlabelled checkpoint selection, which compares the segmenter's features of translated and source images.
+    """
+    from unetgan_core.external import load_external
+
+    if not suite.models:
+        return
+    source = open_source(suite, where)
+    loaded = {
+        name: load_external(spec, suite.base_dir, name=name, probe_size=getattr(source, "size_px", 64))
+        for name, spec in suite.models.items()
+    }
+    scenarios = registry("scenarios")
+    for entry in suite.scenarios.entries():
+        scenario = scenarios.get(entry.scenario)
+        if entry.model is None or not scenario.learned_translator:
+            continue
+        refusal = loaded[entry.model].feature_refusal
+        weight = scenario.translator_config(suite.translator).lambda_unet
+        needs = [f"the Unet feature loss (lambda_unet = {weight:g})"] if weight > 0 else []
+        if suite.scenarios.selection == "unlabelled":
+            needs.append("unlabelled checkpoint selection (a distance between its features)")
+        if needs and refusal:
+            raise UserError(
+                f"{where}: [scenarios] run: {entry.label!r} trains a translator with {' and '.join(needs)}, but "
+                f"{refusal}; declare feature_layers of a python model, or use a scenario without the feature loss "
+                'and [scenarios] selection = "oracle"'
+            )
 
 
 def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> Suite:
@@ -372,13 +487,15 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         if required not in raw:
             raise UserError(f"{where}: missing table [{required}]")
 
+    section = load_table(SuiteSection, raw["suite"], f"{where}: [suite]")
+    import_plugins(section.plugins, f"{where}: [suite] plugins")
     data = raw["data"]
     if not isinstance(data, dict) or not isinstance(data.get("source"), str):
         raise UserError(f"{where}: [data] source: expected a string naming a data source (see `unetgan-bench list`)")
     unet = load_table(SegTrainConfig, raw.get("unet", {}), f"{where}: [unet]")
     suite = Suite(
         path=where,
-        suite=load_table(SuiteSection, raw["suite"], f"{where}: [suite]"),
+        suite=section,
         data=resolve_data_root(data, where, data_root),
         vendors=load_table(VendorSection, raw["vendors"], f"{where}: [vendors]"),
         splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
@@ -389,6 +506,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         fgsm=load_table(FgsmSection, raw["fgsm"], f"{where}: [fgsm]") if "fgsm" in raw else None,
         throughput=_throughput(raw, unet, where),
         compare=load_table(CompareSection, raw.get("compare", {}), f"{where}: [compare]"),
+        models=_models(raw.get("models", {}), where),
     )
     _check_split(suite.splits.source, f"{where}: [splits] source")
     _check_split(suite.splits.target, f"{where}: [splits] target")
@@ -403,6 +521,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
     _check_folds(suite, raw.get("splits"), where)
     check_names(suite, where)
     _check_targets(suite, where)
+    check_models(suite, where)
     return suite
 
 

@@ -67,7 +67,7 @@ def test_adapters_name_what_each_pipeline_reads():
 def test_missing_parts_and_bad_scenarios_are_user_errors(parts):
     with pytest.raises(UserError, match="needs a trained translator generator"):
         SCENARIOS.get("unetgan").build_pipeline(parts["unet"])
-    with pytest.raises(UserError, match="needs source images to fit its histogram matcher"):
+    with pytest.raises(UserError, match="needs source images to fit its histmatch adaptation"):
         SCENARIOS.get("histmatch").build_pipeline(parts["unet"])
     with pytest.raises(UserError, match="unknown scenario 'unet-gan'"):
         SCENARIOS.get("unet-gan")

@@ -267,4 +267,5 @@ def test_every_setting_is_described_with_its_bounds() -> None:
     lines = describe_sections()
     assert any(line.startswith("[unet] epochs: an integer (ge 1, le 10000); default 35;") for line in lines)
     assert any(line.startswith("[throughput] batch_sizes: ") and "le 65536" in line for line in lines)
-    assert lines[-1].startswith("names (suite, vendors, styles, scenarios): 1-64 characters")
+    assert lines[-1].startswith("names (suite, vendors, styles, scenarios, models): 1-64 characters")
+    assert any(line.startswith("[models.NAME] format: a string (one of torchscript, onnx, python)") for line in lines)

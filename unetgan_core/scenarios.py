@@ -1,8 +1,13 @@
 """The scenarios a suite can measure: which Unet, and which translation (if any) comes before it.
 
-A scenario names the Unet training variant and the translator: None (segment target images as they are),
-``"histmatch"`` (quantile matching to the source) or a dict of ``TranslatorConfig`` overrides applied on top of the
-suite's ``[translator]`` table (a learned translator). The scenario owns what follows from that choice: its
+A scenario names the Unet training variant and the translator: None (segment target images as they are), the
+name of a fitted adaptation in ``ADAPTATIONS`` (e.g. ``"histmatch"``, quantile matching to the source) or a dict of
+``TranslatorConfig`` overrides applied on top of the suite's ``[translator]`` table (a learned translator).
+
+A fitted adaptation is ``fit(source_train_images) -> transform`` where ``transform.transform(images)`` maps target
+images ``[N, H, W]`` in [0, 1] to the source's look with numpy; its pipeline segments the transformed images and
+is attacked straight through the transform (``HistMatchPipeline``). Plugins add their own
+(``unetgan_core.plugins``). The scenario owns what follows from that choice: its
 translator settings (``translator_config``), the inputs its pipeline needs besides the Unet (``adapter``, plain data
 that goes into a cell's key) and the pipeline itself (``build_pipeline``). The plan and the runner ask the scenario;
 nothing else branches on the kind of translation.
@@ -11,12 +16,14 @@ nothing else branches on the kind of translation.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from torch import nn
 
 from unetgan_core.errors import UserError
+from unetgan_core.external.segmenter import SegmenterModule
 from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.names import check_name
 from unetgan_core.pipelines import HistMatchPipeline, Pipeline, TranslatedPipeline, UnetPipeline
@@ -27,6 +34,10 @@ from unetgan_core.training.translation import TranslatorConfig
 
 HISTMATCH = "histmatch"
 
+# Fitted adaptations: name -> fit(source training images [N, H, W]) -> an object with transform(images).
+ADAPTATIONS: Registry[Callable[[np.ndarray], Any]] = Registry("adaptation method")
+ADAPTATIONS.add(HISTMATCH, HistogramMatcher.fit)
+
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
@@ -35,7 +46,7 @@ class Scenario:
     Args:
         name: registry name, used in suites and results (a safe name: it becomes part of file names).
         unet_variant: training variant of the source Unet (``clean``, ``noisy``, ``intensity_aug``, ``appearance_aug``).
-        translator: None, ``"histmatch"``, or ``TranslatorConfig`` overrides (a dict; ``{}`` = the suite's
+        translator: None, a fitted adaptation's name (``"histmatch"``), or ``TranslatorConfig`` overrides (a dict; ``{}`` = the suite's
             settings, which default to the paper's Unet-GAN).
         description: one line for ``unetgan-bench list`` and reports.
         paper_column: the column of the paper's Table 1 this reproduces, or None.
@@ -55,8 +66,11 @@ class Scenario:
             raise UserError(
                 f"scenario {self.name}: unknown unet_variant {self.unet_variant!r}; known: {', '.join(VARIANTS.names())}"
             )
-        if isinstance(self.translator, str) and self.translator != HISTMATCH:
-            raise UserError(f"scenario {self.name}: translator must be None, {HISTMATCH!r} or a dict of settings")
+        if isinstance(self.translator, str) and self.translator not in ADAPTATIONS:
+            raise UserError(
+                f"scenario {self.name}: translator must be None, a fitted adaptation "
+                f"({', '.join(ADAPTATIONS.names())}) or a dict of settings"
+            )
         if isinstance(self.translator, dict):
             self._overrides()  # rejects misspelt overrides at import time
 
@@ -88,13 +102,13 @@ class Scenario:
             translator: key of the trained translator (learned translators only).
 
         Returns:
-            None (the Unet alone), ``{"kind": "histmatch", "fit": source_train}`` or
+            None (the Unet alone), ``{"kind": <adaptation>, "fit": source_train}`` (e.g. ``"histmatch"``) or
             ``{"kind": "translator", "key": translator}``.
         """
         if self.translator is None:
             return None
-        if self.translator == HISTMATCH:
-            return {"kind": HISTMATCH, "fit": source_train}
+        if isinstance(self.translator, str):
+            return {"kind": self.translator, "fit": source_train}
         if translator is None:
             raise UserError(f"scenario {self.name} needs the key of its trained translator")
         return {"kind": "translator", "key": translator}
@@ -105,16 +119,24 @@ class Scenario:
         """The pipeline that measures this scenario.
 
         Args:
-            unet: the source Unet trained with ``unet_variant``.
+            unet: the source Unet trained with ``unet_variant``, or an external model as a ``SegmenterModule``
+                (a model without gradients makes the pipeline ``has_gradient = False``, with its attack note).
             generator: the trained ``G_S`` (needed when the scenario learns a translator).
-            fit_images: source training images ``[N, H, W]`` in [0, 1] (needed for ``histmatch``).
+            fit_images: source training images ``[N, H, W]`` in [0, 1] (needed for a fitted adaptation).
         """
+        pipeline = self._pipeline(unet, generator, fit_images)
+        if isinstance(unet, SegmenterModule) and not unet.segmenter.has_gradient:
+            pipeline.has_gradient = pipeline.differentiable = False
+            pipeline.attack_note = unet.segmenter.attack_note
+        return pipeline
+
+    def _pipeline(self, unet: nn.Module, generator: nn.Module | None, fit_images: np.ndarray | None) -> Pipeline:
         if self.translator is None:
             return UnetPipeline(unet, name=self.name)
-        if self.translator == HISTMATCH:
+        if isinstance(self.translator, str):
             if fit_images is None:
-                raise UserError(f"scenario {self.name} needs source images to fit its histogram matcher")
-            return HistMatchPipeline(HistogramMatcher.fit(fit_images), unet, name=self.name)
+                raise UserError(f"scenario {self.name} needs source images to fit its {self.translator} adaptation")
+            return HistMatchPipeline(ADAPTATIONS.get(self.translator)(fit_images), unet, name=self.name)
         if generator is None:
             raise UserError(f"scenario {self.name} needs a trained translator generator")
         return TranslatedPipeline(generator, unet, name=self.name)

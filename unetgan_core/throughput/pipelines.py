@@ -185,7 +185,11 @@ def segment_workload(spec: WorkloadSpec) -> Workload:
     Args:
         spec: the workload settings (``spec.unet`` for the LV-Unet).
     """
-    raw = _network(spec, "lv_unet", spec.unet, train=False)
+    return _segment(spec, _network(spec, "lv_unet", spec.unet, train=False))
+
+
+def _segment(spec: WorkloadSpec, raw: torch.nn.Module) -> Workload:
+    """Inference of segmenter ``raw`` on one batch: logits and the argmax label map."""
     unet = _maybe_compile(spec, raw)
     x = _images(spec, "images")
 
@@ -308,14 +312,18 @@ def fgsm_step_workload(spec: WorkloadSpec) -> Workload:
     Args:
         spec: the workload settings (``spec.unet``).
     """
+    return _fgsm(spec, _network(spec, "lv_unet", spec.unet, train=False), spec.unet.get("n_classes", 3))
+
+
+def _fgsm(spec: WorkloadSpec, unet: torch.nn.Module, n_classes: int) -> Workload:
+    """One FGSM attack through segmenter ``unet`` on a batch (labels of ``n_classes``), then one forward."""
     from unetgan_core.attacks import fgsm
 
-    unet = _network(spec, "lv_unet", spec.unet, train=False)
     for p in unet.parameters():
         p.requires_grad_(False)
     raw, unet = unet, _maybe_compile(spec, unet)
     x = _images(spec, "images")
-    y = _labels(spec, n_classes=spec.unet.get("n_classes", 3))
+    y = _labels(spec, n_classes=n_classes)
 
     def step() -> torch.Tensor:
         with autocast_context(spec.device, spec.precision):
@@ -324,6 +332,35 @@ def fgsm_step_workload(spec: WorkloadSpec) -> Workload:
             return unet(x_adv).argmax(1)
 
     return Workload(step, spec.batch, {"unet": raw})
+
+
+EXTERNAL_WORKLOADS = ("segment", "fgsm_step")  # workloads that also time a suite's [models.NAME]
+
+
+def external_workloads(segmenter: torch.nn.Module, differentiable: bool) -> Registry:
+    """``segment`` and ``fgsm_step`` timed on an external segmenter (``fgsm_step`` rows of a model without
+    gradients carry the reason as their ``error``).
+
+    Args:
+        segmenter: the loaded ``[models.NAME]`` as an ``nn.Module`` (``ExternalSegmenter.as_module``),
+            already on the device measured: suite images ``[N, 1, H, W]`` in, three class scores out,
+            its input adaptation included in the time.
+        differentiable: whether FGSM can take its input gradient (not for ONNX).
+    """
+
+    def prepared(spec: WorkloadSpec) -> torch.nn.Module:
+        layout = torch.channels_last if spec.channels_last else torch.contiguous_format
+        return segmenter.to(memory_format=layout).eval()
+
+    def fgsm(spec: WorkloadSpec) -> Workload:
+        if not differentiable:  # the row records this as its error
+            raise UserError("not differentiable: the model computes no input gradient, so FGSM cannot run")
+        return _fgsm(spec, prepared(spec), 3)
+
+    registry: Registry = Registry("throughput pipeline")
+    registry.add("segment", lambda spec: _segment(spec, prepared(spec)))
+    registry.add("fgsm_step", fgsm)
+    return registry
 
 
 # --------------------------------------------------------------------------------------------

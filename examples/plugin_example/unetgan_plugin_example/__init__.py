@@ -1,0 +1,3 @@
+"""An example unetgan-bench plugin (see ``methods``)."""
+
+__version__ = "0.1.0"
