@@ -96,6 +96,7 @@ def write(
     code: dict[str, Any],
     started: float,
     finished: float | None,
+    audited: dict[str, Any] | None = None,
 ) -> None:
     """Write the manifest atomically (it is rewritten as stages finish).
 
@@ -110,6 +111,8 @@ def write(
         code: the code and machine this run stamps on its rows (``bench.rows.Provenance.fields``).
         started: start time, seconds since the epoch.
         finished: end time, or None while the run goes on.
+        audited: the external models (files, sizes, SHA-256, contracts, adaptation) and plugin modules
+            (versions) the suite measures (``bench.provenance.suite_provenance``).
     """
     data = {
         "suite": suite.name,
@@ -136,6 +139,7 @@ def write(
         "skipped_subjects": [list(item) for item in getattr(source, "skipped", [])],
         "artifact_store": str(artifact_store),
         "hostname": platform.node(),
+        "audited": audited or {"models": {}, "plugins": []},
     }
     path = Path(run_dir) / "manifest.json"
     tmp = path.with_suffix(".tmp")

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from unetgan_bench.bench import manifest as manifest_mod
 from unetgan_bench.bench import parallel, steps
 from unetgan_bench.bench.plan import Plan, Task, build_plan
+from unetgan_bench.bench.provenance import suite_provenance
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.results import ResultsFile
 from unetgan_bench.bench.rows import Provenance, build_row, describe_commit, resolved_config
@@ -100,6 +101,8 @@ class Runner:
         self.results = ResultsFile(run_dir / rundir.RESULTS)
         self.provenance = Provenance.current(device)
         self.started = time.time()
+        # What outside code this run measures (external model files, plugins), for the manifest and report.
+        self.audited = suite_provenance(suite)
         self.stages: dict[str, float] = {}
         self._data: dict[str, Any] = {}
         self._models: dict[str, Any] = {}
@@ -304,6 +307,7 @@ class Runner:
             code=self.provenance.fields(),
             started=self.started,
             finished=finished,
+            audited=self.audited,
         )
 
 

@@ -206,14 +206,15 @@ def evaluate_attack(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[list
 
 
 def _not_differentiable_rows(pipeline, cfg: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    """One row per eps for a gradient attack on a pipeline that has no gradient: no Dice, and the reason."""
+    """One row per eps for a gradient attack on a pipeline that has no gradient: no Dice (null), and the reason
+    in ``attack_note``."""
     return [
         {
             "attack": cfg["attack"],
             "eps": eps,
             "target": cfg["target"],
             "attack_note": pipeline.attack_note,
-            "metrics": {"dice_mean": None, "psnr_db": None, "ssim": None, "n_images": n, "not_differentiable": True},
+            "metrics": {"dice_mean": None, "psnr_db": None, "ssim": None, "n_images": n},
         }
         for eps in cfg["eps"]
     ]

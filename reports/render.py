@@ -113,9 +113,40 @@ def _header(run: Run) -> list[tuple[str, str]]:
             if (skipped := m.get("skipped_subjects"))
             else []
         ),
+        *_audited(m.get("audited") or {}),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
+
+
+def _audited(audited: dict[str, Any]) -> list[tuple[str, str]]:
+    """Header lines that identify exactly what outside code was measured: each external model's files
+    (size and SHA-256), declared contracts and the adaptation the suite applied, and the plugin modules."""
+    lines = []
+    for name, model in sorted((audited.get("models") or {}).items()):
+        files = "; ".join(
+            f"{f.get('role')} {f.get('file')} ({f.get('size_bytes')} bytes, SHA-256 {f.get('sha256')})"
+            for f in model.get("files") or []
+        )
+        contracts = ", ".join(f"{k}={v}" for k, v in sorted((model.get("contracts") or {}).items()))
+        lines.append(
+            (
+                f"model {name}",
+                f"{model.get('format')}: {files}; contracts: {contracts}; adaptation: {model.get('adaptation')}",
+            )
+        )
+    plugins = audited.get("plugins") or []
+    if plugins:
+        lines.append(
+            (
+                "plugins",
+                ", ".join(
+                    f"{p.get('module')} ({p.get('distribution') or 'no distribution'} {p.get('version') or ''})".strip()
+                    for p in plugins
+                ),
+            )
+        )
+    return lines
 
 
 def _row_commits(run: Run) -> str:
