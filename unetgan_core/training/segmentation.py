@@ -18,7 +18,8 @@ from unetgan_core.errors import DataError, UserError
 from unetgan_core.hashing import derive_seed
 from unetgan_core.losses import segmentation_loss
 from unetgan_core.models import create_model
-from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch
+from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch, spatial_augment
+from unetgan_core.training.health import HEALTH_DEFAULTS, SegmenterLimits, segmenter_health, training_status
 from unetgan_core.training.progress import JsonlLog, progress_bar
 from unetgan_core.training.selection import mean_dice, segment
 
@@ -136,7 +137,18 @@ class SegTrainConfig:
         blur_probability: its chance of blurring an image.
         noise_sigma_range: its additive noise sd range (normalised intensity units).
         noise_probability: its chance of adding noise to an image.
+        spatial: rotation, zoom, elastic deformation and optional flips of images and labels before the variant's
+            intensity change (``training.augment.spatial_augment``); off by default, on in the real-data suites.
+        rotation_deg: its largest rotation, degrees.
+        scale_range: its zoom factor range (log-uniform; > 1 magnifies).
+        elastic_px: its largest elastic displacement at a control point, pixels.
+        elastic_grid: control points per side of the elastic field.
+        flip_probability: its chance of a left-right mirror (0: real slices share one canonical orientation).
         val_every: epochs between validation Dice checks; the best checked epoch is kept.
+        fail_dice_floor: a trained Unet whose mean Dice on the validation slices (training slices without
+            validation subjects) is below this is marked ``failed_training`` (``training.health``).
+        fail_empty_fraction: ... or whose prediction is empty on more than this fraction of the labelled slices
+            that have a blood pool.
         bf16: run forward and backward under bf16 autocast (faster on recent CPUs and GPUs; fp32 is the default
             because it is the reproducible reference).
     """
@@ -158,7 +170,15 @@ class SegTrainConfig:
     blur_probability: float = _AUGMENT.blur_probability
     noise_sigma_range: tuple[float, float] = _AUGMENT.noise_sigma_range
     noise_probability: float = _AUGMENT.noise_probability
+    spatial: bool = _AUGMENT.spatial
+    rotation_deg: float = _AUGMENT.rotation_deg
+    scale_range: tuple[float, float] = _AUGMENT.scale_range
+    elastic_px: float = _AUGMENT.elastic_px
+    elastic_grid: int = _AUGMENT.elastic_grid
+    flip_probability: float = _AUGMENT.flip_probability
     val_every: int = 1
+    fail_dice_floor: float = HEALTH_DEFAULTS.dice_floor
+    fail_empty_fraction: float = HEALTH_DEFAULTS.empty_fraction
     bf16: bool = False
 
     def __post_init__(self) -> None:
@@ -170,11 +190,16 @@ class SegTrainConfig:
         if self.variant not in VARIANTS:
             raise UserError(f"variant {self.variant!r} is not allowed; allowed: {', '.join(VARIANTS.names())}")
         self.augment_settings()  # validates the ranges up front
+        self.health_limits()
 
     def augment_settings(self) -> AugmentSettings:
         """The augmentation strengths as the ``augment`` module takes them (every field both classes share)."""
         shared = [f.name for f in dataclasses.fields(AugmentSettings) if hasattr(self, f.name)]
         return AugmentSettings(**{name: getattr(self, name) for name in shared})
+
+    def health_limits(self) -> SegmenterLimits:
+        """When a trained Unet counts as failed (``training.health``)."""
+        return SegmenterLimits(self.fail_dice_floor, self.fail_empty_fraction)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SegTrainConfig:
@@ -189,11 +214,10 @@ def training_targets(labels: np.ndarray) -> torch.Tensor:
 
 
 def _supervised(slices: SliceSet, what: str) -> SliceSet:
-    # Slices without a myocardium contour would teach "myocardium = background"; they are left out.
-    keep = slices.labelled & slices.myo_labelled
-    if not keep.any():
+    # Slices without a myocardium contour train the blood pool only (segmentation_loss's partial labels).
+    if not (slices.labelled & slices.myo_labelled).any():
         raise DataError(f"{what} ({slices.vendor}): no slice has blood-pool and myocardium labels")
-    return slices.take(keep)
+    return slices.take(slices.labelled)
 
 
 def train_segmenter(
@@ -208,9 +232,11 @@ def train_segmenter(
     """Train the Unet with Adam on cross-entropy + soft Dice, keeping the epoch with the best validation Dice.
 
     Args:
-        train: labelled source training slices (slices lacking labels or a myocardium contour are skipped).
+        train: labelled source training slices (unlabelled slices are skipped; those without a myocardium
+            contour train the blood pool only).
         val: held-out source slices (other subjects) for checkpoint selection; empty keeps the last epoch.
-        cfg: training settings, including the ``variant`` (clean, noisy, intensity_aug).
+        cfg: training settings, including the ``variant`` (clean, noisy, intensity_aug, appearance_aug) and
+            ``spatial`` augmentation.
         seed: fixes the initial weights, batch order and augmentation draws (on CPU, identical weights).
         device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
         log_path: JSON-lines file that gets one record per epoch (appended), or None.
@@ -218,8 +244,10 @@ def train_segmenter(
 
     Returns:
         ``(model, history)``: the model in eval mode holding the selected weights, and a dict with ``epochs``
-        (per-epoch records), ``best_epoch``, ``best_val_dice``, ``selection`` (``"val"`` or ``"final"``) and
-        ``images_per_s`` (training throughput over the whole run).
+        (per-epoch records), ``best_epoch``, ``best_val_dice``, ``selection`` (``"val"`` or ``"final"``),
+        ``images_per_s`` (training throughput over the whole run), ``health`` (the selected model measured on
+        the validation slices, or the training slices without validation) and the verdict ``status``
+        (``"ok"`` or ``"failed_training"``) with ``status_reason`` (``training.health``).
     """
     dev = resolve_device(device)
     train = _supervised(train, "segmentation training set")
@@ -230,13 +258,24 @@ def train_segmenter(
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     batch_gen = torch.Generator().manual_seed(derive_seed(seed, "segmentation", "batches"))
     aug_gen = torch.Generator().manual_seed(derive_seed(seed, "segmentation", "augment", cfg.variant))
+    # Its own stream, so turning spatial augmentation on leaves the intensity draws as they were.
+    spatial_gen = torch.Generator().manual_seed(derive_seed(seed, "segmentation", "spatial"))
     settings = cfg.augment_settings()
     images = torch.from_numpy(np.ascontiguousarray(train.images, dtype=np.float32))[:, None]
     targets = training_targets(train.labels)
+    myo_labelled = torch.from_numpy(train.myo_labelled.astype(bool))
+    partial = not myo_labelled.all()
     log = JsonlLog(log_path)
     n = len(images)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-    history: dict[str, Any] = {"epochs": [], "best_epoch": None, "best_val_dice": None, "selection": "final"}
+    history: dict[str, Any] = {
+        "epochs": [],
+        "best_epoch": None,
+        "best_val_dice": None,
+        "selection": "final",
+        "n_train_slices": n,
+        "n_blood_pool_only": int(n - myo_labelled.sum()),
+    }
     best_state, best_dice = None, -np.inf
     bar = progress_bar(cfg.epochs * steps_per_epoch, f"unet[{cfg.variant}]", progress)
     try:
@@ -247,10 +286,12 @@ def train_segmenter(
             losses = []
             for start in range(0, n, cfg.batch_size):
                 idx = order[start : start + cfg.batch_size]
-                x = augment_batch(images[idx].to(dev), cfg.variant, settings, aug_gen)
-                y = targets[idx].to(dev)
+                x, y = images[idx].to(dev), targets[idx].to(dev)
+                if settings.spatial:
+                    x, y = spatial_augment(x, y, settings, spatial_gen)
+                x = augment_batch(x, cfg.variant, settings, aug_gen)
                 with autocast(dev, enabled=cfg.bf16):
-                    loss = segmentation_loss(model(x), y)
+                    loss = segmentation_loss(model(x), y, myo_labelled=myo_labelled[idx] if partial else None)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -276,4 +317,7 @@ def train_segmenter(
     else:
         history["best_epoch"] = cfg.epochs
     model.eval()
+    checked = ("val", val) if len(val) else ("train", train)
+    history["health"] = segmenter_health(model, checked[1], checked[0], cfg.health_limits())
+    history["status"], history["status_reason"] = training_status(history)
     return model, history
