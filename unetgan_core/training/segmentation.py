@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 import types
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
@@ -124,6 +125,11 @@ class SegTrainConfig:
         epochs: passes over the training slices (paper: 35 at 192 px; short suites use fewer).
         batch_size: slices per Adam step (paper: 10).
         lr: Adam learning rate (paper: 1e-4).
+        warmup_epochs: the learning rate rises linearly from ``lr / steps`` to ``lr`` over this many epochs (per
+            step; 0 = none). Full-size Adam steps on an untrained Unet can push a class's scores so low that it
+            never recovers (a collapse to background); a short ramp avoids that.
+        lr_decay: ``constant`` or ``cosine`` (after the warm-up, down to 0 at the last step, so the final
+            epoch, the one kept without validation subjects, is a settled one).
         variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet), ``intensity_aug`` or
             ``appearance_aug`` (see ``training.augment``).
         noise_sigma: Gaussian noise sd of the ``noisy`` variant, normalised intensity units (the paper gives none).
@@ -158,6 +164,8 @@ class SegTrainConfig:
     epochs: int = 35
     batch_size: int = 10
     lr: float = 1e-4
+    warmup_epochs: int = 0
+    lr_decay: Literal["constant", "cosine"] = "constant"
     variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
     # The augmentation strengths default to AugmentSettings' own values (one place for them).
     noise_sigma: float = _AUGMENT.noise_sigma
@@ -185,6 +193,10 @@ class SegTrainConfig:
         for name in ("epochs", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise UserError(f"warmup_epochs must be within 0..epochs - 1 = {self.epochs - 1}, got {self.warmup_epochs}")
+        if self.lr_decay not in ("constant", "cosine"):
+            raise UserError(f"lr_decay {self.lr_decay!r} is not allowed; allowed: 'constant', 'cosine'")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
         if self.variant not in VARIANTS:
@@ -205,6 +217,20 @@ class SegTrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> SegTrainConfig:
         """Build from a ``[unet]`` table; unknown keys and wrong types raise ``UserError``."""
         return dataclass_from_dict(cls, data)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int, decay: str) -> float:
+    """Multiplier of the base learning rate at optimiser step ``step`` (0-based) of ``total_steps``.
+
+    Linear warm-up ``(step + 1) / warmup_steps`` over the first ``warmup_steps``, then 1 (``constant``) or a
+    cosine from 1 toward 0 (reached one step after the last; ``cosine``).
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if decay == "cosine":
+        remaining = max(total_steps - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup_steps) / remaining))
+    return 1.0
 
 
 def training_targets(labels: np.ndarray) -> torch.Tensor:
@@ -268,6 +294,10 @@ def train_segmenter(
     log = JsonlLog(log_path)
     n = len(images)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser,
+        lambda step: lr_factor(step, cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch, cfg.lr_decay),
+    )
     history: dict[str, Any] = {
         "epochs": [],
         "best_epoch": None,
@@ -295,6 +325,7 @@ def train_segmenter(
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
+                schedule.step()
                 losses.append(float(loss.detach()))
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", epoch=epoch)
