@@ -9,8 +9,10 @@ import numpy as np
 import pydicom
 import pytest
 from nibabel.orientations import apply_orientation, inv_ornt_aff
+from test_realdata_nifti import SHAPE, cine, cine_labels
 
 from unetgan_core.data.manifest import ManifestSource
+from unetgan_core.data.mnms import MnmsSource
 from unetgan_core.data.orientation import ARRANGEMENTS, canonical_arrangement
 from unetgan_core.data.sunnybrook import SunnybrookSource
 from unetgan_core.errors import DataError
@@ -141,3 +143,27 @@ def test_sunnybrook_patients_come_out_in_one_orientation(tmp_path):
             left.append(image[r - half : r + half, c - offset - half : c - offset + half].mean())
             right.append(image[r - half : r + half, c + offset - half : c + offset + half].mean())
         assert np.mean(left) > np.mean(right), subject
+
+
+def test_mnms_subjects_stored_in_different_orientations_agree(tmp_path):
+    """M&Ms layout, two centres: one writes the cine as (L, P, S) voxels, the other swapped and flipped in-plane."""
+    image, labels = cine(0), cine_labels(SHAPE, (1, 3), raw_blood=1, raw_myo=2, raw_rv=3)
+    base = np.diag([-2.0, -1.25, 8.0, 1.0])  # x toward patient left, y posterior: voxel codes L, P, S
+    swap = np.array([[1, -1], [0, -1], [2, 1], [3, 1]])  # new x = old y reversed, new y = old x reversed
+    rows = ["External code,VendorName,Vendor,Centre,ED,ES"]
+    for code, ornt in (("A0AAAA", None), ("A1BBBB", swap)):
+        folder = tmp_path / "Training" / "Labeled" / code
+        folder.mkdir(parents=True)
+        for suffix, data in (("sa", image), ("sa_gt", labels)):
+            affine = base if ornt is None else base @ inv_ornt_aff(ornt[:3], data.shape[:3])
+            stored = data if ornt is None else apply_orientation(data, ornt)
+            nib.save(nib.Nifti1Image(stored, affine), str(folder / f"{code}_{suffix}.nii.gz"))
+        rows.append(f"{code},Name,A,{len(rows)},1,3")
+    (tmp_path / "info.csv").write_text("\n".join(rows) + "\n")
+    axcodes = [nib.aff2axcodes(nib.load(str(p)).affine) for p in sorted(tmp_path.glob("Training/*/*/*_sa.nii.gz"))]
+    assert axcodes[0] != axcodes[1]
+    source = MnmsSource(tmp_path, pixel_mm=1.5, size_px=32)
+    a, b = (source.load("siemens", [subject]) for subject in source.subjects("siemens"))
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_allclose(a.images, b.images, atol=1e-6)
+    assert (a.labels == 1).any() and (a.labels == 2).any()
