@@ -29,7 +29,10 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     virtual environment that sees the test environment's packages (torch, numpy, ...) but not this tree."""
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)], root)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), str(REPO)],
+        root,
+    )
     (wheel,) = dist.glob("unetgan_bench-*.whl")
     venv = root / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], root)
@@ -58,7 +61,9 @@ def test_wheel_has_suites_baseline_templates_and_no_top_level_bench(installed) -
 def test_installed_wheel_validates_quick_and_runs_smoke_outside_the_tree(installed, tmp_path: Path) -> None:
     bin_dir, _ = installed
     env = clean_env(tmp_path)
-    where = run([str(bin_dir / "python"), "-c", "import unetgan_bench.bench.cli as m; print(m.__file__)"], tmp_path, env)
+    where = run(
+        [str(bin_dir / "python"), "-c", "import unetgan_bench.bench.cli as m; print(m.__file__)"], tmp_path, env
+    )
     assert str(bin_dir.parent) in where.stdout, where.stdout  # the wheel's copy, not the source tree's
     assert REPO.as_posix() not in where.stdout
     validated = run([str(bin_dir / "unetgan-bench"), "validate", "quick"], tmp_path, env)
@@ -68,7 +73,11 @@ def test_installed_wheel_validates_quick_and_runs_smoke_outside_the_tree(install
     assert (out / "report.html").is_file()
     assert (out / "results.jsonl").read_text(encoding="utf-8").count("\n") > 0
     baseline = run(
-        [str(bin_dir / "python"), "-c", "from unetgan_bench.bench.baselines import smoke_baseline; print(smoke_baseline())"],
+        [
+            str(bin_dir / "python"),
+            "-c",
+            "from unetgan_bench.bench.baselines import smoke_baseline; print(smoke_baseline())",
+        ],
         tmp_path,
         env,
     )
