@@ -81,5 +81,5 @@ def test_train_segmenter_records_its_status():
 
 
 def test_health_limits_are_checked():
-    with pytest.raises(UserError, match="fail_dice_floor: must be within 0..1"):
+    with pytest.raises(UserError, match="fail_dice_floor: expected a value <= 1.0"):
         SegTrainConfig(fail_dice_floor=1.5)

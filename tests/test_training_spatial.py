@@ -67,9 +67,9 @@ def test_spatial_draws_are_fixed_by_the_seed_and_bad_settings_are_refused():
     a = spatial_augment(x, y, settings, torch.Generator().manual_seed(5))
     b = spatial_augment(x, y, settings, torch.Generator().manual_seed(5))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    with pytest.raises(UserError, match="scale_range must be > 0"):
+    with pytest.raises(UserError, match="scale_range: expected a value > 0.0"):
         AugmentSettings(scale_range=(0.0, 1.0))
-    with pytest.raises(UserError, match="flip_probability must be within 0..1"):
+    with pytest.raises(UserError, match="flip_probability: expected a value <= 1.0"):
         SegTrainConfig(flip_probability=2.0)
     with pytest.raises(UserError, match=r"labels must be \[B, H, W\]"):
         spatial_augment(x, y[:, :5], settings, torch.Generator())
