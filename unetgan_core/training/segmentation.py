@@ -133,6 +133,9 @@ class SegTrainConfig:
         variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet), ``intensity_aug`` or
             ``appearance_aug`` (see ``training.augment``).
         noise_sigma: Gaussian noise sd of the ``noisy`` variant, normalised intensity units (the paper gives none).
+        noise_ramp_epochs: the ``noisy`` variant's noise sd rises linearly from 0 (first epoch clean) to
+            ``noise_sigma`` over this many epochs (0 = full noise from the start). On the phantom, full noise
+            from the first step let the myocardium class die in one seed of ten (``training.health`` marks it).
         gamma_range: random gamma exponent range of ``intensity_aug``.
         bias_strength: largest log-amplitude of its smooth bias field.
         contrast_range: its contrast factor range about the image mean.
@@ -169,6 +172,7 @@ class SegTrainConfig:
     variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
     # The augmentation strengths default to AugmentSettings' own values (one place for them).
     noise_sigma: float = _AUGMENT.noise_sigma
+    noise_ramp_epochs: int = 0
     gamma_range: tuple[float, float] = _AUGMENT.gamma_range
     bias_strength: float = _AUGMENT.bias_strength
     contrast_range: tuple[float, float] = _AUGMENT.contrast_range
@@ -193,6 +197,10 @@ class SegTrainConfig:
         for name in ("epochs", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.noise_ramp_epochs < self.epochs:
+            raise UserError(
+                f"noise_ramp_epochs must be within 0..epochs - 1 = {self.epochs - 1}, got {self.noise_ramp_epochs}"
+            )
         if not 0 <= self.warmup_epochs < self.epochs:
             raise UserError(f"warmup_epochs must be within 0..epochs - 1 = {self.epochs - 1}, got {self.warmup_epochs}")
         if self.lr_decay not in ("constant", "cosine"):
@@ -311,6 +319,9 @@ def train_segmenter(
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
+            if cfg.noise_ramp_epochs:
+                ramp = min(1.0, (epoch - 1) / cfg.noise_ramp_epochs)
+                settings = dataclasses.replace(cfg.augment_settings(), noise_sigma=cfg.noise_sigma * ramp)
             t0 = time.perf_counter()
             order = torch.randperm(n, generator=batch_gen)
             losses = []
