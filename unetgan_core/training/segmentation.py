@@ -126,16 +126,12 @@ class SegTrainConfig:
         batch_size: slices per Adam step (paper: 10).
         lr: Adam learning rate (paper: 1e-4).
         warmup_epochs: the learning rate rises linearly from ``lr / steps`` to ``lr`` over this many epochs (per
-            step; 0 = none). Full-size Adam steps on an untrained Unet can push a class's scores so low that it
-            never recovers (a collapse to background); a short ramp avoids that.
+            step; 0 = none), so the first Adam steps on an untrained Unet are small.
         lr_decay: ``constant`` or ``cosine`` (after the warm-up, down to 0 at the last step, so the final
             epoch, the one kept without validation subjects, is a settled one).
         variant: ``clean`` (source as is), ``noisy`` (the paper's "polluted" Unet), ``intensity_aug`` or
             ``appearance_aug`` (see ``training.augment``).
         noise_sigma: Gaussian noise sd of the ``noisy`` variant, normalised intensity units (the paper gives none).
-        noise_ramp_epochs: the ``noisy`` variant's noise sd rises linearly from 0 (first epoch clean) to
-            ``noise_sigma`` over this many epochs (0 = full noise from the start). On the phantom, full noise
-            from the first step let the myocardium class die in one seed of ten (``training.health`` marks it).
         gamma_range: random gamma exponent range of ``intensity_aug``.
         bias_strength: largest log-amplitude of its smooth bias field.
         contrast_range: its contrast factor range about the image mean.
@@ -172,7 +168,6 @@ class SegTrainConfig:
     variant: Literal["clean", "noisy", "intensity_aug", "appearance_aug"] = "clean"
     # The augmentation strengths default to AugmentSettings' own values (one place for them).
     noise_sigma: float = _AUGMENT.noise_sigma
-    noise_ramp_epochs: int = 0
     gamma_range: tuple[float, float] = _AUGMENT.gamma_range
     bias_strength: float = _AUGMENT.bias_strength
     contrast_range: tuple[float, float] = _AUGMENT.contrast_range
@@ -197,10 +192,6 @@ class SegTrainConfig:
         for name in ("epochs", "batch_size", "val_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.noise_ramp_epochs < self.epochs:
-            raise UserError(
-                f"noise_ramp_epochs must be within 0..epochs - 1 = {self.epochs - 1}, got {self.noise_ramp_epochs}"
-            )
         if not 0 <= self.warmup_epochs < self.epochs:
             raise UserError(f"warmup_epochs must be within 0..epochs - 1 = {self.epochs - 1}, got {self.warmup_epochs}")
         if self.lr_decay not in ("constant", "cosine"):
@@ -319,9 +310,6 @@ def train_segmenter(
     try:
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            if cfg.noise_ramp_epochs:
-                ramp = min(1.0, (epoch - 1) / cfg.noise_ramp_epochs)
-                settings = dataclasses.replace(cfg.augment_settings(), noise_sigma=cfg.noise_sigma * ramp)
             t0 = time.perf_counter()
             order = torch.randperm(n, generator=batch_gen)
             losses = []
