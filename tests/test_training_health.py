@@ -34,7 +34,10 @@ def test_segmenter_verdicts():
     assert training_status(_segmenter(0.8, 0.0)) == ("ok", "")
     status, reason = training_status(_segmenter(0.01, 0.0))
     assert status == "failed_training" and reason == "blood-pool Dice 0.010 on val slices is below the floor 0.3"
-    # The collapse seen on the phantom: blood pool learned, myocardium never (mean 0.42 would pass a mean floor).
+    # One class never learned (quick's noisy Unet, seed 1, calls the blood pool myocardium: blood pool 0.0,
+    # myocardium 0.83); their mean 0.41 would pass a floor on the mean.
+    status, reason = training_status(_segmenter(0.0, 0.0, myo=0.83))
+    assert status == "failed_training" and reason == "blood-pool Dice 0.000 on val slices is below the floor 0.3"
     status, reason = training_status(_segmenter(0.83, 0.0, myo=0.0))
     assert status == "failed_training" and reason == "myocardium Dice 0.000 on val slices is below the floor 0.3"
     assert training_status(_segmenter(0.9, 0.0, myo=float("nan"))) == ("ok", "")  # no myocardium contour checked

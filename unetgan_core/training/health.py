@@ -7,8 +7,8 @@ After training, each trainer measures its model once and stores the measurement 
 
 - A segmenter fails when its mean Dice of either class (blood pool, myocardium; ``metrics.dice_scores``'
   rules) on the validation slices, or on its un-augmented training slices when there are no validation
-  subjects, is below ``dice_floor`` (a Unet that never learned the myocardium can still reach 0.8 on the
-  blood pool and 0.4 on their mean), or when it predicts no foreground at all on more than
+  subjects, is below ``dice_floor`` (a Unet that never learned one class, e.g. one that calls the whole
+  LV myocardium, can reach 0.8 on the other and 0.4 on their mean), or when it predicts no foreground at all on more than
   ``empty_fraction`` of the slices whose ground truth has a blood pool (a collapse to "background").
 - A translator fails when its output on target images is not finite anywhere or is constant (standard
   deviation over all output pixels below ``TRANSLATOR_MIN_SD``): such a generator erased the anatomy.

@@ -150,8 +150,9 @@ class SegTrainConfig:
         elastic_grid: control points per side of the elastic field.
         flip_probability: its chance of a left-right mirror (0: real slices share one canonical orientation).
         val_every: epochs between validation Dice checks; the best checked epoch is kept.
-        fail_dice_floor: a trained Unet whose mean Dice on the validation slices (training slices without
-            validation subjects) is below this is marked ``failed_training`` (``training.health``).
+        fail_dice_floor: a trained Unet whose mean Dice of either class (blood pool, myocardium) on the
+            validation slices (training slices without validation subjects) is below this is marked
+            ``failed_training`` (``training.health``).
         fail_empty_fraction: ... or whose prediction is empty on more than this fraction of the labelled slices
             that have a blood pool.
         bf16: run forward and backward under bf16 autocast (faster on recent CPUs and GPUs; fp32 is the default
