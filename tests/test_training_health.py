@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,18 @@ def test_train_segmenter_records_its_status():
 def test_health_limits_are_checked():
     with pytest.raises(UserError, match="fail_dice_floor: must be within 0..1"):
         SegTrainConfig(fail_dice_floor=1.5)
+
+
+def test_a_failed_training_is_repeated_from_derived_seeds_up_to_restarts():
+    train, val = toy_slices(8, 32, 0), toy_slices(4, 32, 1)
+    # A floor no Unet reaches: every attempt fails, so all 1 + restarts attempts run.
+    cfg = SegTrainConfig(model_kwargs=TINY_UNET, epochs=1, batch_size=4, fail_dice_floor=1.0, restarts=2)
+    _, history = train_segmenter(train, val, cfg, seed=5, progress=False)
+    seeds = [a["seed"] for a in history["attempts"]]
+    assert len(seeds) == 3 and seeds[0] == 5 and len(set(seeds)) == 3
+    assert all(a["status"] == "failed_training" for a in history["attempts"])
+    assert history["status"] == "failed_training"
+    _, once = train_segmenter(train, val, dataclasses.replace(cfg, restarts=0), seed=5, progress=False)
+    assert [a["seed"] for a in once["attempts"]] == [5]
+    with pytest.raises(UserError, match="restarts must be >= 0"):
+        SegTrainConfig(restarts=-1)
