@@ -18,7 +18,7 @@ from unetgan_core.errors import UserError
 from unetgan_core.hashing import canonical, config_hash, derive_seed
 
 # Bump when a change to training or evaluation code makes old artifacts stale.
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)

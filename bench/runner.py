@@ -182,7 +182,10 @@ class Runner:
             history = self.store.path(kind, key) / "history.json" if isinstance(key, str) else None
             if history is None or not history.is_file():
                 continue
-            status, reason = training_status(json.loads(history.read_text(encoding="utf-8")))
+            record = json.loads(history.read_text(encoding="utf-8"))
+            if "health" not in record:
+                return "unchecked", f"{role}: trained before the health check existed"
+            status, reason = training_status(record)
             if status != "ok":
                 return status, f"{role}: {reason}"
         return "ok", ""

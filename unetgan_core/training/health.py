@@ -5,10 +5,11 @@ After training, each trainer measures its model once and stores the measurement 
 ``("failed_training", reason)``. The trainers also store the verdict as ``history["status"]`` and
 ``history["status_reason"]`` (written to the artifact's ``history.json``).
 
-- A segmenter fails when its mean Dice (blood pool and myocardium, ``metrics.dice_scores``' rules) on the
-  validation slices, or on its un-augmented training slices when there are no validation subjects, is below
-  ``dice_floor``, or when it predicts no foreground at all on more than ``empty_fraction`` of the slices whose
-  ground truth has a blood pool (a collapsed Unet that answers "background" everywhere).
+- A segmenter fails when its mean Dice of either class (blood pool, myocardium; ``metrics.dice_scores``'
+  rules) on the validation slices, or on its un-augmented training slices when there are no validation
+  subjects, is below ``dice_floor`` (a Unet that never learned one class, e.g. one that calls the whole
+  LV myocardium, can reach 0.8 on the other and 0.4 on their mean), or when it predicts no foreground at all on more than
+  ``empty_fraction`` of the slices whose ground truth has a blood pool (a collapse to "background").
 - A translator fails when its output on target images is not finite anywhere or is constant (standard
   deviation over all output pixels below ``TRANSLATOR_MIN_SD``): such a generator erased the anatomy.
 """
@@ -24,7 +25,8 @@ from torch import nn
 
 from unetgan_core.data.sliceset import BLOOD_POOL, SliceSet
 from unetgan_core.errors import UserError
-from unetgan_core.training.selection import mean_dice, segment
+from unetgan_core.metrics import dice_scores
+from unetgan_core.training.selection import segment
 
 OK, FAILED = "ok", "failed_training"
 # Intensity units (images span [0, 1]): far below the contrast of any anatomy, far above float rounding.
@@ -36,8 +38,8 @@ class SegmenterLimits:
     """When a trained Unet counts as failed.
 
     Args:
-        dice_floor: least acceptable mean Dice on the checked slices (a credible LV-Unet scores well above 0.5;
-            a collapsed one near 0).
+        dice_floor: least acceptable mean Dice of each class on the checked slices (a credible LV-Unet scores
+            well above 0.5 on both; a collapsed class near 0).
         empty_fraction: largest acceptable fraction of blood-pool slices with an empty prediction.
     """
 
@@ -65,11 +67,16 @@ def segmenter_health(model: nn.Module, slices: SliceSet, checked_on: str, limits
     pred = segment(model, slices.images)
     has_blood = (slices.labels == BLOOD_POOL).any(axis=(1, 2))
     empty = ~(pred > 0).any(axis=(1, 2))
+    scores = dice_scores(pred, slices.labels, slices.myo_labelled)
+    myo = scores["dice_myo"][np.asarray(slices.myo_labelled, bool)]
     return {
         "kind": "segmenter",
         "checked_on": checked_on,
         "n_slices": len(slices),
-        "dice_mean": mean_dice(pred, slices.labels, slices.myo_labelled),
+        "dice_mean": float(np.mean(scores["dice_mean"])),
+        "dice_blood_pool": float(np.mean(scores["dice_blood_pool"])),
+        # NaN when no checked slice has a myocardium contour: then only the blood pool is judged.
+        "dice_myo": float(np.mean(myo)) if len(myo) else float("nan"),
         "empty_fraction": float(empty[has_blood].mean()) if has_blood.any() else 0.0,
         "dice_floor": limits.dice_floor,
         "empty_fraction_limit": limits.empty_fraction,
@@ -106,8 +113,12 @@ def training_status(history: dict[str, Any]) -> tuple[str, str]:
     kind = health.get("kind") if isinstance(health, dict) else None
     if kind == "segmenter":
         where = f"{health['checked_on']} slices"
-        if not np.isfinite(health["dice_mean"]) or health["dice_mean"] < health["dice_floor"]:
-            return FAILED, f"mean Dice {health['dice_mean']:.3f} on {where} is below the floor {health['dice_floor']}"
+        for name, what in (("dice_blood_pool", "blood-pool"), ("dice_myo", "myocardium")):
+            value = health[name]
+            if name == "dice_myo" and not np.isfinite(value):
+                continue  # no checked slice has a myocardium contour
+            if not np.isfinite(value) or value < health["dice_floor"]:
+                return FAILED, f"{what} Dice {value:.3f} on {where} is below the floor {health['dice_floor']}"
         if health["empty_fraction"] > health["empty_fraction_limit"]:
             return FAILED, (
                 f"empty prediction on {health['empty_fraction']:.0%} of the {where} with a blood pool "
