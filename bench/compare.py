@@ -38,6 +38,7 @@ from markupsafe import Markup
 
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.collect import KEY_COLUMNS, Run, load_run
+from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core.errors import UserError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "reports" / "templates"
@@ -169,6 +170,10 @@ def _status(base: float, new: float, higher_better: bool, gate: str | None, thre
     return "worse"
 
 
+def _failed_training(row: pd.Series) -> bool:
+    return row.get("status") == FAILED_TRAINING
+
+
 def _compare_kind(base: Run, new: Run, kind: str, thresholds: dict[str, float], gate_throughput: bool) -> list[dict]:
     b, n = _frame(base, kind), _frame(new, kind)
     out = []
@@ -192,6 +197,23 @@ def _compare_kind(base: Run, new: Run, kind: str, thresholds: dict[str, float], 
             )
             continue
         base_row, new_row = b.loc[key], n.loc[key]
+        if kind != "throughput" and _failed_training(new_row) and not _failed_training(base_row):
+            # A training that passed its health check in the base run and fails it now is a
+            # regression whatever its numbers say (they are not a measurement of the method).
+            out.append(
+                {
+                    "kind": kind,
+                    "key": f"{label} ({new_row.get('status_reason') or 'failed training'})",
+                    "metric": "training",
+                    "base": math.nan,
+                    "new": math.nan,
+                    "delta": math.nan,
+                    "ratio": math.nan,
+                    "status": "failed",
+                    "gated": True,
+                }
+            )
+            continue
         for metric, (higher_better, gate) in metrics:
             gated = gate == "dice" or (gate == "throughput" and gate_throughput)
             base_value, new_value = _number(base_row.get(metric)), _number(new_row.get(metric))

@@ -21,7 +21,7 @@ from unetgan_core.hashing import canonical, config_hash, derive_seed
 from unetgan_core.throughput.pipelines import EXTERNAL_WORKLOADS
 
 # Bump when a change to training or evaluation code makes old artifacts stale.
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,6 +32,7 @@ from unetgan_bench.bench.rows import Provenance, build_row, describe_commit, res
 from unetgan_bench.bench.store import ArtifactStore
 from unetgan_bench.bench.suite import Suite
 from unetgan_bench.reports import rundir
+from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core.errors import UserError
 
 STAGE_OF = {
@@ -177,6 +178,27 @@ class Runner:
             fit_images=self.data(adapter["fit"]).images if "fit" in adapter else None,
         )
 
+    def training_status(self, spec: dict[str, Any]) -> tuple[str, str]:
+        """``("ok", "")`` or ``("failed_training", reason)`` for the trained models a pipeline uses.
+
+        The Unet is checked first, then the translator (``training.health``); a model the suite did
+        not train (an external segmenter) has no history and counts as ok.
+        """
+        from unetgan_core.training import training_status
+
+        adapter = spec.get("adapter") or {}
+        for role, kind, key in (("Unet", "unet", spec.get("unet")), ("translator", "translator", adapter.get("key"))):
+            history = self.store.path(kind, key) / "history.json" if isinstance(key, str) else None
+            if history is None or not history.is_file():
+                continue
+            record = json.loads(history.read_text(encoding="utf-8"))
+            if "health" not in record:
+                return "unchecked", f"{role}: trained before the health check existed"
+            status, reason = training_status(record)
+            if status != "ok":
+                return status, f"{role}: {reason}"
+        return "ok", ""
+
     def selection_of(self, spec: dict[str, Any]) -> str:
         adapter = spec["adapter"]
         if not adapter or adapter["kind"] != "translator":
@@ -219,6 +241,7 @@ class Runner:
             "seed": cfg["replicate"],
             "selection": self.selection_of(cfg["pipeline"]),
         }
+        cell["status"], cell["status_reason"] = self.training_status(cfg["pipeline"])
         if "fold" in cfg:
             cell["fold"] = cfg["fold"]
         if task.kind == "segmentation":
@@ -271,6 +294,7 @@ class Runner:
         self.write_manifest(finished=None)
         self.train_for(todo)
         failed: list[str] = []
+        unhealthy: set[str] = set()
         bar = tqdm(todo, desc=f"{self.suite.name}: cells", unit="cell", disable=not self.progress)
         for task in bar:
             bar.set_postfix_str(f"{task.kind} {task.config.get('scenario', '')} {task.config.get('vendor', '') or ''}")
@@ -288,6 +312,9 @@ class Runner:
                 tqdm.write(f"error: {failed[-1]} (traceback in {log})")
                 continue
             self.results.append(rows)
+            unhealthy.update(r["status_reason"] for r in rows if r.get("status") == FAILED_TRAINING)
+        for reason in sorted(unhealthy):
+            tqdm.write(f"warning: failed training ({reason}); its cells are marked failed_training in the report")
         if not todo:
             tqdm.write(f"all {len(cells)} cells already measured in {self.run_dir}")
         for subject, reason in getattr(self.source, "skipped", []):

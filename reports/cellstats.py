@@ -32,6 +32,7 @@ import pandas as pd
 
 from unetgan_bench.reports.collect import Run
 from unetgan_bench.reports.ordering import scenario_order, vendor_order
+from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core import stats
 from unetgan_core.hashing import derive_seed
 
@@ -57,6 +58,8 @@ STATS_COLUMNS = (
     "ci95_high",
     "p_vs_clean",
     "selection",
+    "n_failed",
+    "failed_note",
 )
 # Added after STATS_COLUMNS only for runs that cross-validate by subject (``[splits] folds``).
 FOLD_COLUMNS = ("n_folds", "std_folds")
@@ -154,11 +157,47 @@ def _seed_and_fold_spread(table: pd.DataFrame, folds: bool) -> tuple[float, floa
     return spread(seed_means), spread(fold_means), len(fold_means)
 
 
+def _failed(rows: pd.DataFrame) -> pd.Series:
+    """Which result rows come from a failed training (``status`` "failed_training")."""
+    if "status" not in rows:
+        return pd.Series(False, index=rows.index)
+    return rows["status"] == FAILED_TRAINING
+
+
 def _cell_rows(run: Run, vendor: str, scenario: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The cell's result rows and its per-image rows (either may be empty)."""
+    """The cell's result rows and its per-image rows (either may be empty), without failed trainings.
+
+    A replicate whose Unet or translator failed its training check is not a measurement of the
+    method: its rows and images are left out of every statistic (``failed_replicates`` names them).
+    """
     seg, per_image = run.segmentation, run.per_image
     rows = seg[(seg["vendor"] == vendor) & (seg["scenario"] == scenario)]
-    return rows, per_image[(per_image["vendor"] == vendor) & (per_image["scenario"] == scenario)]
+    failed = rows[_failed(rows)]
+    images = per_image[(per_image["vendor"] == vendor) & (per_image["scenario"] == scenario)]
+    if not failed.empty and "cell_id" in images:
+        images = images[~images["cell_id"].isin(set(failed["cell_id"]))]
+    return rows[~_failed(rows)], images
+
+
+def _role(run: Run, vendor: str, scenario: str) -> str:
+    seg = run.segmentation
+    roles = seg.loc[(seg["vendor"] == vendor) & (seg["scenario"] == scenario), "role"].dropna()
+    return str(roles.iloc[0]) if len(roles) else ""
+
+
+def failed_replicates(run: Run, vendor: str, scenario: str) -> tuple[int, str]:
+    """(number of failed seed/fold replicates, a note naming them and why) for one cell."""
+    seg = run.segmentation
+    rows = seg[(seg["vendor"] == vendor) & (seg["scenario"] == scenario)]
+    failed = rows[_failed(rows)]
+    if failed.empty:
+        return 0, ""
+    parts = []
+    for _, row in failed.iterrows():
+        fold = row.get("fold")
+        where = f"seed {row['seed']}" + (f" fold {int(fold)}" if pd.notna(fold) else "")
+        parts.append(f"{where}: {row.get('status_reason') or 'failed training'}")
+    return len(failed), "failed training, left out: " + "; ".join(parts)
 
 
 def cell_seed_means(run: Run, vendor: str, scenario: str, metric: str) -> dict[Any, float]:
@@ -197,7 +236,8 @@ def _rows_only(out: dict[str, Any], rows: pd.DataFrame, metric: str, folds: bool
 
 def _cell_stats(run: Run, vendor: str, scenario: str, metric: str, n_boot: int) -> dict[str, Any] | None:
     rows, per_image = _cell_rows(run, vendor, scenario)
-    if rows.empty:
+    n_failed, failed_note = failed_replicates(run, vendor, scenario)
+    if rows.empty and not n_failed:
         return None
     folds = has_folds(run)
     selections = sorted({str(s) for s in rows.get("selection", pd.Series(dtype=object)).dropna()})
@@ -213,7 +253,11 @@ def _cell_stats(run: Run, vendor: str, scenario: str, metric: str, n_boot: int) 
         "ci95_low": float("nan"),
         "ci95_high": float("nan"),
         "p_vs_clean": float("nan"),
+        "n_failed": n_failed,
+        "failed_note": failed_note,
     }
+    if rows.empty:  # every replicate failed its training: nothing to report but the failure
+        return {**out, "role": _role(run, vendor, scenario), "n_images": 0, "n_undefined": 0, "mean": float("nan")}
     if folds:
         out.update(n_folds=int(rows["fold"].nunique()), std_folds=float("nan"))
     if per_image.empty:

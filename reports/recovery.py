@@ -10,7 +10,7 @@ import pandas as pd
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.cellstats import cell_seed_means, spread
 from unetgan_bench.reports.collect import Run
-from unetgan_bench.reports.ordering import scenario_order, vendor_order
+from unetgan_bench.reports.ordering import scenario_label, scenario_order, vendor_order
 
 # Below this source-minus-target drop in Dice there is nothing real to recover: dividing by it
 # would turn noise into a huge "recovery".
@@ -50,6 +50,15 @@ def _seed_recoveries(
             continue
         values.append((method[seed] - clean[seed]) / drop)
     return values, notes
+
+
+def _failure_notes(cells: pd.DataFrame, keys: list[tuple[str, str]]) -> list[str]:
+    """Notes on replicates left out of the cells ``keys`` because their training failed."""
+    notes = []
+    for vendor, scenario in dict.fromkeys(keys):
+        if (vendor, scenario) in cells.index and int(cells.loc[(vendor, scenario)].get("n_failed") or 0):
+            notes.append(f"{scenario_label(scenario)} on {vendor}: {cells.loc[(vendor, scenario), 'failed_note']}")
+    return notes
 
 
 def recovery_table(run: Run, dice: pd.DataFrame) -> pd.DataFrame:
@@ -126,6 +135,7 @@ def recovery_table(run: Run, dice: pd.DataFrame) -> pd.DataFrame:
                 "selection": cell["selection"],
                 "note": NO_DROP,
             }
+            failed = _failure_notes(cells, [(source, "clean"), (vendor, "clean"), (vendor, scenario)])
             if drop > MIN_DROP:
                 method_seeds = cell_seed_means(run, vendor, scenario, "dice_mean")
                 per_seed, notes = _seed_recoveries(source_seeds, clean_seeds, method_seeds)
@@ -134,8 +144,10 @@ def recovery_table(run: Run, dice: pd.DataFrame) -> pd.DataFrame:
                     recovery_seed_mean=float(np.mean(per_seed)) if per_seed else float("nan"),
                     recovery_seed_std=spread(per_seed),
                     n_seeds=len(per_seed),
-                    note="; ".join(notes),
+                    note="; ".join([*failed, *notes]),
                 )
+            elif failed:
+                row["note"] = "; ".join([*failed, NO_DROP])
             rows.append(row)
     return pd.DataFrame(rows, columns=list(RECOVERY_COLUMNS)) if rows else empty
 

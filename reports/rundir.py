@@ -86,7 +86,19 @@ _COMMON = {
     "package_version": "str?",
     "machine": "object",
 }
-_CELL = {"scenario": "str", "vendor": "str", "role": "str?", "seed": "int", "selection": "str?", "fold": "int?"}
+# ``status`` is "ok" or "failed_training" (with ``status_reason``): whether the models the cell's
+# pipeline uses passed their training health check (``unetgan_core.training.health``).
+_CELL = {
+    "scenario": "str",
+    "vendor": "str",
+    "role": "str?",
+    "seed": "int",
+    "selection": "str?",
+    "fold": "int?",
+    "status": "str?",
+    "status_reason": "str?",
+}
+FAILED_TRAINING = "failed_training"
 FIELDS = {
     "segmentation": {**_COMMON, **_CELL, "per_image": "str?", "fast_path_check": "object?"},
     "fgsm": {**_COMMON, **_CELL, "attack": "str", "eps": "number", "target": "str?", "attack_note": "str?"},
@@ -102,7 +114,18 @@ FIELDS = {
     },
 }
 # Fields a row may leave out (read as null).
-_OPTIONAL_FIELDS = {"fold", "fast_path_check", "error", "role", "selection", "per_image", "target", "attack_note"}
+_OPTIONAL_FIELDS = {
+    "fold",
+    "fast_path_check",
+    "error",
+    "role",
+    "selection",
+    "per_image",
+    "target",
+    "attack_note",
+    "status",
+    "status_reason",
+}
 
 
 _REPR = reprlib.Repr()

@@ -42,6 +42,11 @@ def format_cell(cell: dict[str, Any] | pd.Series, style: str = "text", digits: i
         fold_sd = "folds sd " + fmt.format_number(fmt.none_if_nan(cell["std_folds"]), digits)
         spread = fold_sd if spread == "one seed" else f"{fold_sd}, {spread}"
     p = fmt.none_if_nan(cell["p_vs_clean"])
+    n_failed = int(cell.get("n_failed") or 0)
+    failed = ""
+    if n_failed:
+        total = n_failed + int(cell["n_seeds"] if cell["n_images"] else 0) * int(n_folds if folds else 1)
+        failed = f"FAILED TRAINING in {n_failed} of {total} replicates: " + str(cell.get("failed_note") or "")
     return {
         "value": fmt.format_mean_std(fmt.none_if_nan(cell["mean"]), cell["std_images"], digits, style),
         "marker": fmt.significance_marker(p),
@@ -50,6 +55,7 @@ def format_cell(cell: dict[str, Any] | pd.Series, style: str = "text", digits: i
         "n": n,
         "p": fmt.format_p(p) if cell["scenario"] != "clean" else "",
         "oracle": "oracle" if oracle else "",
+        "failed": failed,
     }
 
 
@@ -62,7 +68,7 @@ def stats_csv_frame(stats: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """
     frame = stats.copy()
     parts = [format_cell(row, "text", digits) for _, row in stats.iterrows()]
-    frame["formatted"] = [p["value"] + p["marker"] for p in parts]
+    frame["formatted"] = [p["value"] + p["marker"] + (f" [{p['failed']}]" if p["failed"] else "") for p in parts]
     frame["paper"] = [
         paper_value(r["vendor"], r["role"], r["scenario"], r["metric"], "text") for _, r in stats.iterrows()
     ]

@@ -28,8 +28,12 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("UNETGAN_CACHE", str(tmp_path / "default-cache"))
 
 
-def save_nifti(path, data, zooms=ZOOMS):
-    img = nib.Nifti1Image(np.asarray(data), np.diag([*zooms[:3], 1.0]))
+def save_nifti(path, data, zooms=ZOOMS, affine=None):
+    """Save with ``affine``; by default x toward patient left and y toward posterior (RAS signs -, -, +):
+    the canonical in-plane arrangement, so the loaders return rows = NIfTI y and columns = x unchanged."""
+    if affine is None:
+        affine = np.diag([-zooms[0], -zooms[1], zooms[2], 1.0])
+    img = nib.Nifti1Image(np.asarray(data), affine)
     img.header.set_zooms(zooms[: np.asarray(data).ndim])
     path.parent.mkdir(parents=True, exist_ok=True)
     nib.save(img, str(path))

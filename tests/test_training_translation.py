@@ -147,6 +147,9 @@ def test_without_validation_data_the_last_step_is_kept(unet, domains):
     _, history = train_translator(domains["source"], domains["target"], unet, _cfg(steps=1), 0, progress=False)
     assert history["selection"] == "final" and history["best_step"] == 1 and history["best_score"] is None
     assert history["images_per_s"] > 0
+    # Failed-training check on the training target images (no validation ones): a working generator passes.
+    assert history["health"]["n_images"] == min(len(domains["target"]), 64) and history["health"]["finite"]
+    assert (history["status"], history["status_reason"]) == ("ok", "")
 
 
 def test_unlabelled_selection_needs_source_validation_images(unet, domains):

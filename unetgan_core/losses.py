@@ -33,7 +33,7 @@ from unetgan_core.registry import Registry
 
 POWER_BASE_MIN = 1e-4
 VARIANCE_MIN = 1e-8
-BACKGROUND, RIGHT_VENTRICLE = 0, 3
+BACKGROUND, BLOOD_POOL, MYOCARDIUM, RIGHT_VENTRICLE = 0, 1, 2, 3
 
 
 def _gaussian_kernel(window: int, sigma: float, channels: int, like: torch.Tensor) -> torch.Tensor:
@@ -221,6 +221,7 @@ def segmentation_loss(
     ce_weight: float = 1.0,
     dice_weight: float = 1.0,
     smooth: float = 1.0,
+    myo_labelled: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``ce_weight * cross-entropy + dice_weight * (1 - soft Dice)`` over the foreground classes.
 
@@ -229,12 +230,18 @@ def segmentation_loss(
     softmax probabilities ``p`` and one-hot ``g``), then averaged over classes; pooling over the
     batch keeps a class that is absent from one image from dominating the gradient.
 
+    Partial labels: an image whose myocardium was not annotated (``myo_labelled`` false; its label 0 means
+    "background or myocardium") still trains the blood pool. Its cross-entropy outside the blood pool is
+    ``-log(p_background + p_myocardium)`` (the likelihood of what is known), and it is left out of the
+    myocardium's Dice sums; so the loss does not change when its background and myocardium scores are swapped.
+
     Args:
         logits: ``[N, C, H, W]`` raw class scores.
         labels: ``[N, H, W]`` integer labels in 0..C-1 (and 3, treated as 0).
         ce_weight: weight of the cross-entropy term.
         dice_weight: weight of the soft-Dice term.
         smooth: additive smoothing of the Dice ratio, in pixels.
+        myo_labelled: ``[N]`` bool, is image n's myocardium annotated; None: every image's is.
 
     Returns:
         A scalar loss.
@@ -253,9 +260,29 @@ def segmentation_loss(
             f"segmentation_loss: labels must lie in 0..{n_classes - 1} (3 = background); "
             f"found {int(labels.min())}..{int(labels.max())}"
         )
-    ce = F.cross_entropy(logits, labels)
+    partial = None
+    if myo_labelled is not None:
+        if myo_labelled.shape != (logits.shape[0],) or n_classes <= MYOCARDIUM:
+            raise UserError(
+                f"segmentation_loss: myo_labelled must be [N] = [{logits.shape[0]}] with a myocardium class "
+                f"(C > {MYOCARDIUM}); got {list(myo_labelled.shape)} and C = {n_classes}"
+            )
+        partial = ~myo_labelled.to(device=logits.device, dtype=torch.bool)
+        if not partial.any():
+            partial = None  # every image fully annotated: the plain loss (same numbers as without a mask)
     probs = logits.softmax(dim=1)[:, 1:]
     onehot = F.one_hot(labels, n_classes).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    if partial is None:
+        ce = F.cross_entropy(logits, labels)
+    else:
+        log_p = logits.log_softmax(dim=1)
+        nll = -log_p.gather(1, labels[:, None])[:, 0]
+        not_blood = -torch.logaddexp(log_p[:, BACKGROUND], log_p[:, MYOCARDIUM])
+        ce = torch.where(partial[:, None, None] & (labels != BLOOD_POOL), not_blood, nll).mean()
+        # Partial images drop out of the myocardium's Dice sums only.
+        include = torch.ones(len(partial), n_classes - 1, 1, 1, dtype=probs.dtype, device=probs.device)
+        include[:, MYOCARDIUM - 1] = (~partial).to(probs.dtype)[:, None, None]
+        probs, onehot = probs * include, onehot * include
     dims = (0, 2, 3)
     dice = (2 * (probs * onehot).sum(dims) + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
     return ce_weight * ce + dice_weight * (1 - dice.mean())

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from unetgan_core.data.filecheck import require_folder
-from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -145,10 +145,10 @@ class AcdcSource(SubjectSource):
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         frames = []
         for phase, (image_path, index, label_path) in self._frames[subject].items():
-            volume, zooms = read_nifti(image_path, (3,) if index is None else (4,))
+            volume, zooms, affine = read_nifti(image_path, (3,) if index is None else (4,))
             if index is not None and index >= volume.shape[3]:
                 raise DataError(f"{image_path}: {phase} frame {index + 1} (1-based) but only {volume.shape[3]} frames")
-            raw, _ = read_nifti(label_path, (3,), is_label=True)
+            raw, _, _ = read_nifti(label_path, (3,), is_label=True)
             if raw.shape != volume.shape[:3]:
                 raise DataError(
                     f"{label_path}: label shape {raw.shape} differs from image frame shape {volume.shape[:3]}"
@@ -156,6 +156,12 @@ class AcdcSource(SubjectSource):
             image, spacing = frame_slices(volume, zooms, index)
             labels = map_labels(raw, LABEL_MAP, str(label_path))
             frames.append(
-                Frame(image=image, labels=frame_slices(labels, zooms, None)[0], spacing_mm=spacing, phase=phase)
+                Frame(
+                    image=image,
+                    labels=frame_slices(labels, zooms, None)[0],
+                    spacing_mm=spacing,
+                    phase=phase,
+                    directions=inplane_directions(affine),
+                )
             )
         return frames_to_sliceset(frames, subject, vendor, self.options, str(self._patients[subject]))

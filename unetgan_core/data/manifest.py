@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
 from unetgan_core.data.preprocess import (
     PHASES,
     Frame,
@@ -153,19 +153,27 @@ class ManifestSource(SubjectSource):
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         frames = []
         for row in self._subjects[subject][1]:
-            volume, zooms = read_nifti(row.image, (2, 3, 4))
+            volume, zooms, affine = read_nifti(row.image, (2, 3, 4))
             if volume.ndim == 4 and (row.frame is None or row.frame >= volume.shape[3]):
                 raise DataError(f"{row.where}: {row.image} is 4D with {volume.shape[3]} frames; give a valid frame")
             index = row.frame if volume.ndim == 4 else None
             image, spacing = frame_slices(volume, zooms, index)
             labels = None
             if row.label is not None:
-                raw, _ = read_nifti(row.label, (2, 3, 4), is_label=True)
+                raw, _, _ = read_nifti(row.label, (2, 3, 4), is_label=True)
                 raw_frame = frame_slices(raw, zooms, index if raw.ndim == 4 else None)[0]
                 if raw_frame.shape != image.shape:
                     raise DataError(
                         f"{row.label}: label shape {raw.shape} differs from image {row.image.name} {volume.shape}"
                     )
                 labels = map_labels(raw_frame, row.label_map, str(row.label))
-            frames.append(Frame(image=image, labels=labels, spacing_mm=spacing, phase=row.phase))
+            frames.append(
+                Frame(
+                    image=image,
+                    labels=labels,
+                    spacing_mm=spacing,
+                    phase=row.phase,
+                    directions=inplane_directions(affine),
+                )
+            )
         return frames_to_sliceset(frames, subject, vendor, self.options, self._subjects[subject][1][0].where)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from unetgan_core.data.filecheck import require_folder
-from unetgan_core.data.nifti import check_nifti_header, frame_slices, read_nifti
+from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -167,10 +167,10 @@ class MnmsSource(SubjectSource):
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         _, image_path, label_path, phase_frames = self._entries[subject]
-        volume, zooms = read_nifti(image_path, (4,))
+        volume, zooms, affine = read_nifti(image_path, (4,))
         labels = None
         if label_path is not None:
-            raw, _ = read_nifti(label_path, (4,), is_label=True)
+            raw, _, _ = read_nifti(label_path, (4,), is_label=True)
             if raw.shape != volume.shape:
                 raise DataError(f"{label_path}: label shape {raw.shape} differs from image shape {volume.shape}")
             labels = map_labels(raw, LABEL_MAP, str(label_path))
@@ -183,5 +183,13 @@ class MnmsSource(SubjectSource):
                 )
             image, spacing = frame_slices(volume, zooms, t)
             frame_labels = None if labels is None else frame_slices(labels, zooms, t)[0]
-            frames.append(Frame(image=image, labels=frame_labels, spacing_mm=spacing, phase=phase))
+            frames.append(
+                Frame(
+                    image=image,
+                    labels=frame_labels,
+                    spacing_mm=spacing,
+                    phase=phase,
+                    directions=inplane_directions(affine),
+                )
+            )
         return frames_to_sliceset(frames, subject, vendor, self.options, str(image_path))

@@ -1,8 +1,10 @@
 """Reading NIfTI volumes for the M&Ms, ACDC and manifest sources, with one-line errors.
 
 NIfTI stores a short-axis volume as ``(x, y, slice[, time])``. Slices are returned as
-``[H, W, slice]`` with ``H`` the NIfTI ``y`` axis and ``W`` the ``x`` axis, i.e. rows and columns
-the way the scanner's DICOM images are laid out, so real-data sources agree on orientation.
+``[H, W, slice]`` with ``H`` the NIfTI ``y`` axis and ``W`` the ``x`` axis (rows and columns the
+way DICOM-converted volumes are laid out), together with the patient directions of those rows and
+columns from the affine (``inplane_directions``), from which ``preprocess`` brings every slice to
+one canonical in-plane arrangement (``orientation.py``) whatever affine the file was written with.
 
 Importing this module also registers the NIfTI-based data sources (``mnms``, ``acdc``,
 ``manifest``), which live in their own modules.
@@ -34,8 +36,10 @@ def _check_ndims(path: Path, shape: tuple[int, ...], ndims: tuple[int, ...]) -> 
         raise DataError(f"{path}: expected a {' or '.join(f'{n}D' for n in ndims)} volume, got shape {shape}")
 
 
-def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tuple[np.ndarray, tuple[float, ...]]:
-    """Read a whole NIfTI volume and its voxel size.
+def read_nifti(
+    path: Path, ndims: tuple[int, ...], is_label: bool = False
+) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
+    """Read a whole NIfTI volume, its voxel size and its affine.
 
     Args:
         path: ``.nii`` or ``.nii.gz`` file.
@@ -44,8 +48,8 @@ def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tu
             ``preprocess.map_labels`` checks them).
 
     Returns:
-        ``(array, zooms)``: images as float32, labels as stored; ``zooms`` in millimetres
-        (and seconds for time) per axis.
+        ``(array, zooms, affine)``: images as float32, labels as stored; ``zooms`` in millimetres
+        (and seconds for time) per axis; the 4 x 4 voxel-to-RAS affine (millimetres).
 
     Raises:
         DataError: missing, truncated or unreadable file, wrong dimensionality, bad spacing or
@@ -59,6 +63,7 @@ def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tu
         # Reading the whole array (not a slice of it) is what detects a truncated .gz.
         data = np.asanyarray(img.dataobj)
         zooms = tuple(float(z) for z in img.header.get_zooms())
+        affine = np.asarray(img.affine, dtype=np.float64)
     except _READ_ERRORS as exc:
         raise DataError(f"{path}: cannot read NIfTI ({_one_line(exc)})") from None
     _check_ndims(path, data.shape, ndims)
@@ -66,7 +71,23 @@ def read_nifti(path: Path, ndims: tuple[int, ...], is_label: bool = False) -> tu
     if not is_label:
         data = data.astype(np.float32)
         check_finite(data, str(path))
-    return data, zooms
+    return data, zooms, affine
+
+
+def inplane_directions(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Patient directions (LPS) of the rows and columns of ``frame_slices``' output, from a NIfTI affine.
+
+    Rows follow the NIfTI ``y`` axis and columns its ``x`` axis; the affine's columns give those axes in
+    RAS, and negating the first two components turns RAS into DICOM's LPS.
+
+    Args:
+        affine: 4 x 4 voxel-to-world matrix (``img.affine``).
+
+    Returns:
+        ``(row_dir, col_dir)``, unnormalised 3-vectors.
+    """
+    ras_to_lps = np.array([-1.0, -1.0, 1.0])
+    return affine[:3, 1] * ras_to_lps, affine[:3, 0] * ras_to_lps
 
 
 def check_nifti_header(path: Path, ndims: tuple[int, ...]) -> tuple[int, ...]:

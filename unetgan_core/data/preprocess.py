@@ -14,6 +14,9 @@ in-plane rescaling to 1.5 x 1.5 mm, centre crop to 192 x 192 pixels. Here:
   (``scipy.ndimage.map_coordinates`` with ``order=1`` / ``order=0``).
 - **Labels** are mapped to 0 background, 1 LV blood pool, 2 LV myocardium before resampling; the
   right ventricle becomes background. A raw value outside the source's map is a ``DataError``.
+- **Orientation.** Each slice is first brought to one canonical in-plane arrangement from the
+  image geometry (NIfTI affine, DICOM ImageOrientationPatient; see ``orientation.py``), labels
+  identically, so subjects stored rotated or mirrored relative to each other agree.
 - **Empty slices** (no foreground) of labelled frames are kept with ``labelled=True``: apical and
   basal slices without LV are part of the test distribution, and dropping them would inflate Dice.
 - **Intensities** go through ``normalise_images`` after resampling, per slice.
@@ -36,11 +39,12 @@ from scipy import ndimage
 
 from unetgan_core.data.cache import cached_sliceset
 from unetgan_core.data.normalise import normalise_images
+from unetgan_core.data.orientation import canonical_arrangement
 from unetgan_core.data.sliceset import BACKGROUND, BLOOD_POOL, MYOCARDIUM, SliceSet
 from unetgan_core.errors import DataError, UserError
 
 # Bump when the preprocessing changes, so cached subjects are rebuilt.
-PREPROCESS_VERSION = 2
+PREPROCESS_VERSION = 3
 PHASES = ("ED", "ES")
 TARGET_LABELS = (BACKGROUND, BLOOD_POOL, MYOCARDIUM)
 
@@ -177,6 +181,9 @@ class Frame:
         phase: ``"ED"`` or ``"ES"``.
         myo_labelled: per-slice bool ``[Z]``: is the myocardium annotated (None: wherever labelled).
         slice_index: per-slice int ``[Z]`` position in the stack (None: 0..Z-1).
+        directions: ``(row_dir, col_dir)``, the patient directions (LPS) in which the row and column
+            indices grow (``orientation.py``); the slices are brought to the canonical arrangement.
+            None leaves them as stored (the synthetic phantom has no patient geometry).
     """
 
     image: np.ndarray
@@ -185,6 +192,20 @@ class Frame:
     phase: str
     myo_labelled: np.ndarray | None = None
     slice_index: np.ndarray | None = None
+    directions: tuple[np.ndarray, np.ndarray] | None = None
+
+    def reoriented(self, where: str) -> Frame:
+        """This frame in the canonical in-plane arrangement; image and labels change identically."""
+        if self.directions is None:
+            return self
+        arrangement = canonical_arrangement(*self.directions, where)
+        return dataclasses.replace(
+            self,
+            image=arrangement.apply(self.image),
+            labels=None if self.labels is None else arrangement.apply(self.labels),
+            spacing_mm=arrangement.spacing(self.spacing_mm),
+            directions=arrangement.directions(*self.directions),
+        )
 
 
 def frames_to_sliceset(
@@ -193,7 +214,8 @@ def frames_to_sliceset(
     """Preprocess the frames of one subject into a ``SliceSet`` (one entry per 2D slice).
 
     Args:
-        frames: the subject's frames (usually ED and ES), see ``Frame``.
+        frames: the subject's frames (usually ED and ES), see ``Frame``; each is first brought to the
+            canonical in-plane arrangement when it carries ``directions``.
         subject: subject id stored on every slice.
         vendor: vendor name stored on the set.
         options: output pixel size (mm), size (pixels) and phases.
@@ -205,6 +227,7 @@ def frames_to_sliceset(
             raise DataError(f"{where}: expected an [H, W, slices] frame, got shape {frame.image.shape}")
         if frame.labels is not None and frame.labels.shape != frame.image.shape:
             raise DataError(f"{where}: image shape {frame.image.shape} and label shape {frame.labels.shape} differ")
+        frame = frame.reoriented(where)
         check_finite(frame.image, where)
         n_slices = frame.image.shape[2]
         slice_index = np.arange(n_slices) if frame.slice_index is None else np.asarray(frame.slice_index)

@@ -15,6 +15,10 @@ sit on a half-pixel lattice, so many centres lie exactly on the contour; a fixed
 shift of the test points decides those ties like a half-open rule, which makes the pixel count an
 unbiased estimate of the polygon's (shoelace) area instead of counting every boundary pixel.
 
+Orientation: each frame carries its ImageOrientationPatient, from which ``preprocess`` brings it to the
+canonical in-plane arrangement (``orientation.py``); SCD0000101 is stored transposed relative to the
+other four patients.
+
 Phases: file ``n`` is frame ``(n - 1) % CardiacNumberOfImages`` of stack position
 ``(n - 1) // CardiacNumberOfImages``. Contours are drawn at two frames of the cycle; the one with
 the larger blood-pool area (ventricle fullest) is ED, the other ES.
@@ -250,23 +254,32 @@ class SunnybrookSource(SubjectSource):
         return count
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
-        records = []  # (cycle frame, stack position, image, spacing, inner, outer)
+        records = []  # (cycle frame, stack position, image, spacing, inner, outer, (row_dir, col_dir))
         for n, dicom, inner_path, outer_path in self._frames[subject]:
             try:
                 ds = pydicom.dcmread(dicom)
                 pixels = ds.pixel_array.astype(np.float32)
                 spacing = check_spacing([float(s) for s in ds.PixelSpacing], str(dicom))
                 per_cycle = int(ds.get("CardiacNumberOfImages") or 1)
+                # ImageOrientationPatient: the patient direction (LPS) of a row, i.e. of growing column
+                # index, then that of a column (growing row index).
+                iop = [float(v) for v in ds.ImageOrientationPatient]
             except (InvalidDicomError, OSError, ValueError, AttributeError, TypeError) as exc:
-                raise DataError(f"{dicom}: cannot read DICOM pixels and PixelSpacing ({type(exc).__name__})") from None
+                raise DataError(
+                    f"{dicom}: cannot read DICOM pixels, PixelSpacing and ImageOrientationPatient "
+                    f"({type(exc).__name__})"
+                ) from None
+            if len(iop) != 6:
+                raise DataError(f"{dicom}: ImageOrientationPatient needs 6 values, got {len(iop)}")
             if pixels.ndim != 2:
                 raise DataError(f"{dicom}: expected one 2D image, got shape {pixels.shape}")
             inner = read_contour(inner_path)
             outer = read_contour(outer_path) if outer_path is not None else None
-            records.append(((n - 1) % per_cycle, (n - 1) // per_cycle, pixels, spacing, inner, outer))
+            directions = (np.array(iop[3:]), np.array(iop[:3]))
+            records.append(((n - 1) % per_cycle, (n - 1) // per_cycle, pixels, spacing, inner, outer, directions))
         phase_of = self._phases(subject, records)
         frames = []
-        for cycle_frame, position, pixels, spacing, inner, outer in records:
+        for cycle_frame, position, pixels, spacing, inner, outer, directions in records:
             if phase_of[cycle_frame] not in self.options.phases:
                 continue
             frames.append(
@@ -277,6 +290,7 @@ class SunnybrookSource(SubjectSource):
                     phase=phase_of[cycle_frame],
                     myo_labelled=np.array([outer is not None]),
                     slice_index=np.array([position]),
+                    directions=directions,
                 )
             )
         return frames_to_sliceset(frames, subject, vendor, self.options, str(self.root / "dicoms" / subject))
@@ -284,7 +298,7 @@ class SunnybrookSource(SubjectSource):
     def _phases(self, subject: str, records: list) -> dict[int, str]:
         """Map the two contoured cycle frames to ED (larger mean blood-pool area) and ES."""
         areas: dict[int, dict[int, float]] = {}
-        for cycle_frame, position, _pixels, spacing, inner, _ in records:
+        for cycle_frame, position, _pixels, spacing, inner, *_ in records:
             areas.setdefault(cycle_frame, {})[position] = polygon_area(inner) * spacing[0] * spacing[1]
         if len(areas) != 2:
             raise DataError(

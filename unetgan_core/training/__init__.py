@@ -4,9 +4,12 @@
   ``intensity_aug``, ``appearance_aug``.
 - ``train_translator(source, target, unet, TranslatorConfig, seed)``: CycleGAN / Unet-GAN, returns ``G_S``.
 - ``SELECTORS``: how a translator checkpoint is chosen (``unlabelled`` or ``oracle``).
+- ``training_status(history)``: ``("ok", "")`` or ``("failed_training", reason)`` for a trained Unet or
+  translator, from the ``health`` record its trainer stored in the history.
 """
 
-from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch
+from unetgan_core.training.augment import VARIANTS, AugmentSettings, augment_batch, spatial_augment
+from unetgan_core.training.health import training_status
 from unetgan_core.training.segmentation import SegTrainConfig, train_segmenter
 from unetgan_core.training.selection import SELECTORS
 from unetgan_core.training.translation import TranslatorConfig, build_translator_models, train_translator
@@ -20,5 +23,7 @@ __all__ = [
     "augment_batch",
     "build_translator_models",
     "train_segmenter",
+    "spatial_augment",
     "train_translator",
+    "training_status",
 ]

@@ -1,7 +1,7 @@
 """Training-time changes of the source images: the ``clean``, ``noisy``, ``intensity_aug`` and ``appearance_aug``
-variants.
+variants, and the spatial augmentation that any variant can add (``spatial_augment``).
 
-Every function takes a batch ``[B, 1, H, W]`` in [0, 1] and returns a new batch of the same shape, still in
+Every variant takes a batch ``[B, 1, H, W]`` in [0, 1] and returns a new batch of the same shape, still in
 [0, 1]. Random numbers come from an explicit CPU ``torch.Generator`` (then move to the batch's device), so a
 seed gives the same augmented batches on any device and in any process.
 """
@@ -38,6 +38,15 @@ class AugmentSettings:
         blur_probability: chance that an image is blurred at all.
         noise_sigma_range: ``(low, high)`` of its additive Gaussian noise sd (normalised intensity units).
         noise_probability: chance that an image gets noise at all.
+        spatial: apply ``spatial_augment`` (rotation, scaling, elastic deformation, optional flips) to images
+            and labels before the variant's intensity change. Off by default so phantom results stay as
+            calibrated; the real-data suites turn it on.
+        rotation_deg: largest rotation, degrees (uniform in +-``rotation_deg``).
+        scale_range: ``(low, high)`` of the zoom factor (> 1 magnifies), drawn log-uniformly.
+        elastic_px: largest displacement of the smooth elastic field at its control points, pixels.
+        elastic_grid: control points per side of the elastic field; few points keep it smooth.
+        flip_probability: chance of mirroring an image left-right. 0 by default: real slices are brought to one
+            canonical orientation (``data/orientation.py``), so a mirrored heart is not a view the Unet meets.
     """
 
     noise_sigma: float = field(0.05, doc="noisy: Gaussian noise sd (normalised intensity)", ge=0.0, le=1.0)
@@ -61,6 +70,14 @@ class AugmentSettings:
         (0.0, 0.08), doc="appearance_aug: additive noise sd range (normalised intensity)", ge=0.0, le=1.0
     )
     noise_probability: float = field(0.5, doc="appearance_aug: chance of adding noise to an image", ge=0.0, le=1.0)
+    spatial: bool = field(False, doc="spatial augmentation (rotation, zoom, elastic, optional flips) before the variant's")
+    rotation_deg: float = field(15.0, doc="spatial: largest rotation (degrees, uniform in +-)", ge=0.0, le=180.0)
+    scale_range: tuple[float, float] = field(
+        (0.9, 1.1), doc="spatial: zoom factor range (log-uniform; > 1 magnifies)", gt=0.0, le=10.0
+    )
+    elastic_px: float = field(2.0, doc="spatial: largest elastic displacement at a control point (px)", ge=0.0, le=64.0)
+    elastic_grid: int = field(5, doc="spatial: elastic field control points per side", ge=2, le=64)
+    flip_probability: float = field(0.0, doc="spatial: chance of a left-right mirror", ge=0.0, le=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -78,6 +95,7 @@ RANGE_FIELDS = (
     "appearance_gamma_range",
     "blur_sigma_range",
     "noise_sigma_range",
+    "scale_range",
 )
 
 
@@ -233,3 +251,50 @@ def augment_batch(x: torch.Tensor, variant: str, settings: AugmentSettings, gen:
     if x.ndim != 4 or x.shape[1] != 1:
         raise UserError(f"augment_batch expects [B, 1, H, W] images, got shape {tuple(x.shape)}")
     return VARIANTS.get(variant)(x, settings, gen)
+
+
+def spatial_augment(
+    x: torch.Tensor, labels: torch.Tensor, settings: AugmentSettings, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random rotation, zoom, smooth elastic deformation and optional left-right flip, the same for image and labels.
+
+    One sampling grid per image (``affine_grid`` plus an elastic displacement upsampled bicubically from a coarse
+    grid of control points) is applied with ``grid_sample`` to the whole batch on its device: bilinear for images,
+    nearest neighbour for labels, so labels keep their values and stay aligned with the image. Points that fall
+    outside the input read 0 (background), like the padding of the preprocessing.
+
+    Args:
+        x: ``[B, 1, H, W]`` images in [0, 1].
+        labels: ``[B, H, W]`` integer labels.
+        settings: ``rotation_deg``, ``scale_range``, ``elastic_px``, ``elastic_grid``, ``flip_probability``.
+        gen: CPU generator; the same draws in the same order whatever the settings, so a seed fixes the result.
+
+    Returns:
+        ``(images, labels)`` of the input shapes and dtypes.
+    """
+    b, _, h, w = x.shape
+    if labels.shape != (b, h, w):
+        raise UserError(f"spatial_augment: labels must be [B, H, W] = {[b, h, w]}, got {list(labels.shape)}")
+    angle = (torch.rand(b, generator=gen, dtype=torch.float64) * 2 - 1) * math.radians(settings.rotation_deg)
+    low, high = (math.log(v) for v in settings.scale_range)
+    zoom = torch.exp(low + (high - low) * torch.rand(b, generator=gen, dtype=torch.float64))
+    mirror = torch.where(torch.rand(b, generator=gen) < settings.flip_probability, -1.0, 1.0).double()
+    coarse = (
+        torch.rand(b, 2, settings.elastic_grid, settings.elastic_grid, generator=gen) * 2 - 1
+    ) * settings.elastic_px
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    # Output (x, y) -> input (x, y) in normalised coordinates: rotate and shrink the sampling grid (= zoom in),
+    # mirroring x first.
+    theta = torch.zeros(b, 2, 3, dtype=torch.float64)
+    theta[:, 0, 0], theta[:, 0, 1] = cos * mirror, -sin
+    theta[:, 1, 0], theta[:, 1, 1] = sin * mirror, cos
+    grid = F.affine_grid(theta.to(x.device, torch.float32), [b, 1, h, w], align_corners=False)
+    displacement = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    # Pixels -> normalised units (a side spans 2), then the grid's (x, y) layout [B, H, W, 2].
+    displacement = displacement * torch.tensor([2.0 / w, 2.0 / h]).view(1, 2, 1, 1)
+    grid = grid + displacement.permute(0, 2, 3, 1).to(grid.device)
+    images = F.grid_sample(x, grid.to(x.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
+    moved = F.grid_sample(
+        labels[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
+    return images.clamp(0.0, 1.0), moved[:, 0].round().to(labels.dtype)

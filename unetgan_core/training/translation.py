@@ -39,11 +39,15 @@ from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.device import resolve_device, seed_everything
 from unetgan_core.errors import DataError, UserError
 from unetgan_core.hashing import derive_seed
+from unetgan_core.inference import translate
 from unetgan_core.losses import feature_loss, gan_loss, ssim_loss
 from unetgan_core.models import create_model
 from unetgan_core.schema import check_fields, check_model_options, field
+from unetgan_core.training.health import training_status, translator_health
 from unetgan_core.training.progress import JsonlLog, progress_bar
 from unetgan_core.training.selection import SELECTORS, SelectionInputs
+
+HEALTH_IMAGES = 64  # target images translated for the failed-training check
 
 MAX_WEIGHT = 1e4  # largest loss weight: beyond it one term is the whole objective
 
@@ -313,8 +317,9 @@ def train_translator(
     Returns:
         ``(generator_S, history)``: ``G_S`` in eval mode with the selected weights, and a dict with ``checks``
         (per-check records of mean losses and scores), ``selection`` (``"unlabelled"``, ``"oracle"`` or
-        ``"final"`` when no validation set was given), ``best_step``, ``best_score`` and ``images_per_s``
-        (source + target images per second of training).
+        ``"final"`` when no validation set was given), ``best_step``, ``best_score``, ``images_per_s``
+        (source + target images per second of training), and ``health``, ``status`` and ``status_reason``
+        (``"failed_training"`` when ``G_S``'s output is NaN or constant; ``training.health``).
     """
     if len(source) == 0 or len(target) == 0:
         raise DataError(f"translator training needs source and target images, got {len(source)} and {len(target)}")
@@ -390,4 +395,8 @@ def train_translator(
     history.update(best_step=best["step"], best_score=None if inputs is None else best["score"])
     history["images_per_s"] = 2 * cfg.batch_size * cfg.steps / train_seconds
     g_s.eval()
+    # Failed-training check on target images: validation ones when given, else (at most 64) training ones.
+    checked = val_target if val_target is not None and len(val_target) else target
+    history["health"] = translator_health(translate(g_s, checked.images[:HEALTH_IMAGES]))
+    history["status"], history["status_reason"] = training_status(history)
     return g_s, history
