@@ -110,5 +110,5 @@ def test_a_failed_training_is_repeated_from_derived_seeds_up_to_restarts():
     assert history["status"] == "failed_training"
     _, once = train_segmenter(train, val, dataclasses.replace(cfg, restarts=0), seed=5, progress=False)
     assert [a["seed"] for a in once["attempts"]] == [5]
-    with pytest.raises(UserError, match="restarts must be >= 0"):
+    with pytest.raises(UserError, match="restarts: expected a value >= 0"):
         SegTrainConfig(restarts=-1)
