@@ -173,6 +173,12 @@ def test_other_suite_with_same_unet_settings_reuses_trained_unet(env, monkeypatc
     assert dice_by_cell(env["root"] / "run2") == dice_by_cell(env["root"] / "run1")
 
 
+def run_command(suite_path: Path, run_dir: Path, store: Path, jobs: int) -> list[str]:
+    """``python -m unetgan_bench run`` of a suite file into ``run_dir``, quiet, without a report."""
+    options = ["--out", str(run_dir), "--quiet", "--no-report", "--cache", str(store), "--jobs", str(jobs)]
+    return [sys.executable, "-m", "unetgan_bench", "run", str(suite_path), *options]
+
+
 @pytest.mark.slow
 def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     suite_path = env["root"] / "tiny.toml"
@@ -181,18 +187,7 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
     suite = tiny_suite(suite_path, seeds=(0, 1), targets=("siemens", "ge"))
     cells = planned_cells(suite)
     run_dir = env["root"] / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "unetgan_bench",
-        "run",
-        str(suite_path),
-        "--out",
-        str(run_dir),
-        "--quiet",
-        "--no-report",
-    ]
-    command += ["--cache", str(env["store"]), "--jobs", "1"]
+    command = run_command(suite_path, run_dir, env["store"], jobs=1)
     child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"]), "OMP_NUM_THREADS": "1"}
     results = run_dir / "results.jsonl"
 
@@ -222,18 +217,7 @@ def test_resume_after_kill_9_measures_every_cell_exactly_once(env) -> None:
 def start_parallel_run_until_a_model_is_trained(suite_path: Path, run_dir: Path, env) -> tuple[subprocess.Popen, list]:
     """``bench run --jobs 2`` in its own process group (as a terminal's foreground job), returned once the
     first model is in the store, with the pids of its worker processes."""
-    command = [
-        sys.executable,
-        "-m",
-        "unetgan_bench",
-        "run",
-        str(suite_path),
-        "--out",
-        str(run_dir),
-        "--quiet",
-        "--no-report",
-    ]
-    command += ["--cache", str(env["store"]), "--jobs", "2"]
+    command = run_command(suite_path, run_dir, env["store"], jobs=2)
     child_env = {**os.environ, "UNETGAN_CACHE": str(env["cache"])}
     process = subprocess.Popen(
         command, cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
