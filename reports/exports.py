@@ -67,7 +67,9 @@ def table_latex(stats: pd.DataFrame, caption: str, label: str, digits: int = 3, 
                 cells.append(fmt.MISSING.replace("\u2013", "--"))
                 continue
             text = cell["value"] + (f"$^{{{cell['marker']}}}$" if cell["marker"] else "")
-            cells.append(text + (" (oracle)" if cell["oracle"] else "") + (" (failed training)" if cell["failed"] else ""))
+            cells.append(
+                text + (" (oracle)" if cell["oracle"] else "") + (" (failed training)" if cell["failed"] else "")
+            )
         rows.append(cells)
     if paper and any(c and c["paper"] for r in wide["rows"] for c in r["cells"]):
         rows.append(["---"])

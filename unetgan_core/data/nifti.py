@@ -133,4 +133,3 @@ def frame_slices(volume: np.ndarray, zooms: tuple[float, ...], frame: int | None
     if volume.ndim == 2:
         volume = volume[:, :, None]
     return np.transpose(volume, (1, 0, 2)), (zooms[1], zooms[0])
-

@@ -70,7 +70,9 @@ class AugmentSettings:
         (0.0, 0.08), doc="appearance_aug: additive noise sd range (normalised intensity)", ge=0.0, le=1.0
     )
     noise_probability: float = field(0.5, doc="appearance_aug: chance of adding noise to an image", ge=0.0, le=1.0)
-    spatial: bool = field(False, doc="spatial augmentation (rotation, zoom, elastic, optional flips) before the variant's")
+    spatial: bool = field(
+        False, doc="spatial augmentation (rotation, zoom, elastic, optional flips) before the variant's"
+    )
     rotation_deg: float = field(15.0, doc="spatial: largest rotation (degrees, uniform in +-)", ge=0.0, le=180.0)
     scale_range: tuple[float, float] = field(
         (0.9, 1.1), doc="spatial: zoom factor range (log-uniform; > 1 magnifies)", gt=0.0, le=10.0
