@@ -38,8 +38,8 @@ from markupsafe import Markup
 
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.collect import KEY_COLUMNS, Run, load_run
-from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core.errors import UserError
+from unetgan_core.training.health import FAILED as FAILED_TRAINING
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "reports" / "templates"
 # (kind, metric) -> (higher is better, gate): which metrics are compared and which can fail the run.

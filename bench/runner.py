@@ -32,8 +32,9 @@ from unetgan_bench.bench.rows import Provenance, build_row, describe_commit, res
 from unetgan_bench.bench.store import ArtifactStore
 from unetgan_bench.bench.suite import Suite
 from unetgan_bench.reports import rundir
-from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core.errors import UserError
+from unetgan_core.training.health import FAILED as FAILED_TRAINING
+from unetgan_core.training.health import OK as TRAINING_OK
 
 STAGE_OF = {
     "unet": "unet_training",
@@ -195,9 +196,9 @@ class Runner:
             if "health" not in record:
                 return "unchecked", f"{role}: trained before the health check existed"
             status, reason = training_status(record)
-            if status != "ok":
+            if status != TRAINING_OK:
                 return status, f"{role}: {reason}"
-        return "ok", ""
+        return TRAINING_OK, ""
 
     def selection_of(self, spec: dict[str, Any]) -> str:
         adapter = spec["adapter"]

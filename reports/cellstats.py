@@ -32,9 +32,9 @@ import pandas as pd
 
 from unetgan_bench.reports.collect import Run
 from unetgan_bench.reports.ordering import scenario_order, vendor_order
-from unetgan_bench.reports.rundir import FAILED_TRAINING
 from unetgan_core import stats
 from unetgan_core.hashing import derive_seed
+from unetgan_core.training.health import FAILED as FAILED_TRAINING
 
 METRIC_LABELS = {
     "dice_mean": "Dice (mean of blood pool and myocardium)",

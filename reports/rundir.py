@@ -86,7 +86,7 @@ _COMMON = {
     "package_version": "str?",
     "machine": "object",
 }
-# ``status`` is "ok" or "failed_training" (with ``status_reason``): whether the models the cell's
+# ``status`` is "ok" or "failed_training" (``training.health.OK``/``FAILED``; with ``status_reason``): whether the models the cell's
 # pipeline uses passed their training health check (``unetgan_core.training.health``).
 _CELL = {
     "scenario": "str",
@@ -98,7 +98,6 @@ _CELL = {
     "status": "str?",
     "status_reason": "str?",
 }
-FAILED_TRAINING = "failed_training"
 FIELDS = {
     "segmentation": {**_COMMON, **_CELL, "per_image": "str?", "fast_path_check": "object?"},
     "fgsm": {**_COMMON, **_CELL, "attack": "str", "eps": "number", "target": "str?", "attack_note": "str?"},

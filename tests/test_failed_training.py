@@ -16,7 +16,7 @@ from tiny_suites import tiny_text
 from unetgan_bench.bench.cli import main
 from unetgan_bench.reports.cellstats import segmentation_stats
 from unetgan_bench.reports.collect import load_run
-from unetgan_bench.reports.rundir import FAILED_TRAINING
+from unetgan_core.training.health import FAILED as FAILED_TRAINING
 
 
 def rows_of(run_dir: Path) -> list[dict]:
