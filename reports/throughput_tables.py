@@ -28,7 +28,14 @@ def throughput_table(run: Run) -> pd.DataFrame:
         return pd.DataFrame(columns=["setting", "images_per_s"])
     settings = [c for c in THROUGHPUT_SETTINGS if c in frame and frame[c].notna().any()]
     out = frame[settings].copy()
-    for name in ("images_per_s", "ms_per_batch_median", "ms_per_batch_iqr", "peak_mem_mb", "achieved_tflops"):
+    for name in (
+        "images_per_s",
+        "ms_per_batch_median",
+        "ms_per_batch_iqr",
+        "peak_mem_mb",
+        "achieved_tflops",
+        "peak_tflops",
+    ):
         out[name] = pd.to_numeric(frame.get(name), errors="coerce")
     out["fraction_of_peak"] = pd.to_numeric(frame.get("fraction_of_peak"), errors="coerce")
     out["error"] = frame["error"].fillna("") if "error" in frame else ""
@@ -42,20 +49,38 @@ def _printed(value: Any, digits: int, failed: bool) -> str:
     return fmt.MISSING if failed else fmt.format_number(fmt.none_if_nan(value), digits)
 
 
+# The prefix of the ``error`` of a row that records a precision the device only emulates (not measured).
+SKIPPED_PREFIX = "skipped:"
+PEAK_INVALID = "peak invalid"
+
+
+def _fraction_text(row: pd.Series) -> str:
+    """The fraction of peak as printed; "peak invalid" where the row beat the measured peak (no fraction then)."""
+    fraction = fmt.none_if_nan(row["fraction_of_peak"])
+    achieved, peak = fmt.none_if_nan(row.get("achieved_tflops")), fmt.none_if_nan(row.get("peak_tflops"))
+    if fraction is None and achieved is not None and peak is not None and achieved > peak:
+        return PEAK_INVALID
+    return fmt.format_percent(fraction)
+
+
 def throughput_text(table: pd.DataFrame) -> list[dict[str, str]]:
     """Throughput rows as printed cells (images/s, ms/batch, memory, fraction of peak).
+
+    A skipped precision's row (``error`` starting with ``"skipped:"``) has ``skipped`` set and
+    no numbers; a failed one has ``error``.
 
     Args:
         table: the output of :func:`throughput_table`.
     """
     rows = []
     for _, row in table.iterrows():
-        failed = bool(row.get("error"))
+        error = str(row.get("error") or "")
+        skipped = error.startswith(SKIPPED_PREFIX)
+        failed = bool(error)
         ms_per_batch = (
             fmt.format_mean_std(fmt.none_if_nan(row["ms_per_batch_median"]), None, 2)
             + f" (IQR {_printed(row['ms_per_batch_iqr'], 2, failed)})"
         )
-        fraction = fmt.format_percent(fmt.none_if_nan(row["fraction_of_peak"]))
         rows.append(
             {
                 "setting": str(row["setting"]),
@@ -63,8 +88,9 @@ def throughput_text(table: pd.DataFrame) -> list[dict[str, str]]:
                 "ms_per_batch": fmt.MISSING if failed else ms_per_batch,
                 "peak_mem_mb": _printed(row["peak_mem_mb"], 0, failed),
                 "achieved_tflops": _printed(row["achieved_tflops"], 4, failed),
-                "fraction_of_peak": fmt.MISSING if failed else fraction,
-                "error": str(row.get("error") or ""),
+                "fraction_of_peak": fmt.MISSING if failed else _fraction_text(row),
+                "error": "" if skipped else error,
+                "skipped": error[len(SKIPPED_PREFIX) :].strip() if skipped else "",
             }
         )
     return rows

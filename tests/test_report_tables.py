@@ -357,3 +357,31 @@ def test_recovery_exports(exported, run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [r["scenario"] for r in summary["recovery"]] == ["noisy", "unetgan", "noisy", "unetgan"]
     assert summary["recovery"][1]["recovery"] == pytest.approx(expected)
+
+
+def test_throughput_text_says_skipped_and_peak_invalid():
+    base = {
+        "images_per_s": 10.0,
+        "ms_per_batch_median": 400.0,
+        "ms_per_batch_iqr": 1.0,
+        "peak_mem_mb": 50.0,
+        "achieved_tflops": 0.02,
+        "peak_tflops": 0.5,
+        "fraction_of_peak": 0.04,
+        "error": "",
+    }
+    nan = float("nan")
+    blank = dict.fromkeys(base, nan)
+    table = pd.DataFrame(
+        [
+            {**base, "setting": "ok"},
+            {**base, "setting": "beats the peak", "peak_tflops": 0.01, "fraction_of_peak": nan},
+            {**blank, "setting": "bf16", "error": "skipped: no native bf16 on this cpu (emulated)"},
+            {**blank, "setting": "broken", "error": "ValueError: shape"},
+        ]
+    )
+    ok, beaten, skipped, broken = throughput_tables.throughput_text(table)
+    assert ok["fraction_of_peak"] == "4.0%" and not ok["skipped"] and not ok["error"]
+    assert beaten["fraction_of_peak"] == throughput_tables.PEAK_INVALID
+    assert skipped["skipped"] == "no native bf16 on this cpu (emulated)" and skipped["error"] == ""
+    assert broken["error"] == "ValueError: shape" and broken["skipped"] == ""

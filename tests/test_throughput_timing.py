@@ -125,3 +125,41 @@ def test_flops_of_an_input_gradient():
     forward = 2 * 4 * 16 * 8
     # autograd.grad with respect to the input only: forward plus the input-gradient product.
     assert count_flops(lambda: torch.autograd.grad(lin(x).sum(), x, retain_graph=False)) in (2 * forward, 3 * forward)
+
+
+class SteppedClock:
+    """A clock that only moves when the measured function runs: each call 'takes' ``step_s``."""
+
+    def __init__(self, step_s: float) -> None:
+        self.now = 0.0
+        self.step_s = step_s
+        self.calls = 0
+
+    def work(self) -> None:
+        self.calls += 1
+        self.now += self.step_s
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    "step_s, budget_s, expected_timed, expected_calls",
+    [
+        (1.0, 100.0, 5, 7),  # the cap is never reached: every warm-up and repeat runs
+        (1.0, 4.5, 3, 5),  # 2 warm-ups + 3 repeats reach 5 s > 4.5 s: stop after the third
+        (10.0, 4.5, 1, 2),  # one warm-up already spends the cap: skip the rest, time exactly one call
+    ],
+)
+def test_measure_stops_at_its_time_budget(step_s, budget_s, expected_timed, expected_calls):
+    clock = SteppedClock(step_s)
+    timing = measure(clock.work, warmup=2, repeats=5, sync=lambda: None, clock=clock, budget_s=budget_s)
+    assert len(timing.times) == expected_timed
+    assert clock.calls == expected_calls
+    assert timing.median_s == step_s
+
+
+@pytest.mark.parametrize("budget_s", [0.0, -1.0])
+def test_measure_rejects_a_non_positive_budget(budget_s):
+    with pytest.raises(UserError, match="budget_s"):
+        measure(lambda: None, warmup=0, repeats=1, sync=lambda: None, budget_s=budget_s)

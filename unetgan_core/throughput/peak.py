@@ -15,9 +15,13 @@ from unetgan_core.throughput.timing import device_sync, measure
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-# Square sizes large enough to reach the compute-bound regime: on a 2-core CPU a 2048^3
-# fp32 product takes ~0.1 s; on a data-centre GPU 8192^3 is needed to fill the chip.
-DEFAULT_SIZES = {"cpu": (1024, 2048), "cuda": (4096, 8192)}
+# Without explicit sizes the peak is searched: square products from ``PLATEAU_START`` elements a
+# side, doubling until the rate stops rising by ``PLATEAU_GAIN`` (the compute-bound plateau), one
+# product takes longer than ``PLATEAU_MAX_PRODUCT_S``, or the side reaches the device's cap.
+PLATEAU_START = 256
+PLATEAU_GAIN = 1.05
+PLATEAU_MAX_PRODUCT_S = 0.5
+MAX_SIDE = {"cpu": 4096, "cuda": 16384}
 
 
 def dtype_of(precision: str) -> torch.dtype:
@@ -32,6 +36,15 @@ def dtype_of(precision: str) -> torch.dtype:
         raise UserError(f"unknown precision {precision!r}; known: {', '.join(DTYPES)}") from None
 
 
+def _rate_tflops(n: int, dtype: torch.dtype, device: torch.device, warmup: int, repeats: int) -> tuple[float, float]:
+    """TFLOP/s of the median ``n x n @ n x n`` product, and that median in seconds."""
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
+    median_s = measure(lambda: torch.mm(a, b), warmup=warmup, repeats=repeats, sync=device_sync(device)).median_s
+    return 2.0 * n**3 / median_s / 1e12, median_s
+
+
 def measure_matmul_tflops(
     dtype: torch.dtype,
     device: torch.device | str,
@@ -42,23 +55,29 @@ def measure_matmul_tflops(
 ) -> float:
     """Best achieved rate of a square ``n x n @ n x n`` product, in TFLOP/s (10^12 FLOP per second).
 
+    The product runs in ``dtype`` with the threads torch uses for the workloads, so the peak is
+    that of the rows measured against it. Too small a matrix measures overhead, not the peak;
+    without ``sizes`` the side doubles until the rate reaches its plateau (module constants).
+
     Args:
         dtype: element type of both operands (the accumulator is torch's default for it).
         device: where to run.
         sizes: matrix sides ``n`` to try, in elements; the best median rate over them is
-            returned. Defaults to ``DEFAULT_SIZES`` for the device type.
+            returned. None: search for the plateau.
         warmup: untimed products per size.
         repeats: timed products per size (median taken).
     """
     device = torch.device(device)
-    sizes = sizes or DEFAULT_SIZES.get(device.type, (2048,))
-    generator = torch.Generator(device="cpu").manual_seed(0)
-    best = 0.0
-    for n in sizes:
-        a = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
-        b = torch.randn(n, n, generator=generator).to(device=device, dtype=dtype)
-        timing = measure(lambda a=a, b=b: torch.mm(a, b), warmup=warmup, repeats=repeats, sync=device_sync(device))
-        best = max(best, 2.0 * n**3 / timing.median_s / 1e12)
+    if sizes:
+        return max(_rate_tflops(n, dtype, device, warmup, repeats)[0] for n in sizes)
+    best, n = 0.0, PLATEAU_START
+    while n <= MAX_SIDE.get(device.type, 4096):
+        rate, median_s = _rate_tflops(n, dtype, device, warmup, repeats)
+        rising = rate > best * PLATEAU_GAIN
+        best = max(best, rate)
+        if not rising or median_s > PLATEAU_MAX_PRODUCT_S:
+            break
+        n *= 2
     return best
 
 

@@ -28,6 +28,7 @@ from unetgan_core.schema import check_fields, check_model_options, field, load_t
 from unetgan_core.throughput.flops import count_flops
 from unetgan_core.throughput.memory import peak_memory_mb, reset_peak_memory
 from unetgan_core.throughput.peak import PeakCache, dtype_of
+from unetgan_core.throughput.precision import PrecisionDecision, decide_precision
 from unetgan_core.throughput.timing import device_sync, measure
 
 # Precisions each device type runs; anything else gives a row with an error.
@@ -57,6 +58,7 @@ ROW_KEYS = (
     "threads",
     "warmup",
     "repeats",
+    "repeats_done",
     "error",
 )
 
@@ -386,7 +388,10 @@ class ThroughputSection:
         min_batch: smallest batch the out-of-memory step-down tries.
         seed: weights and inputs.
         unet, generator, discriminator: network keyword arguments.
-        peak_sizes: matmul sides (elements) for the peak measurement; empty for the device default.
+        peak_sizes: matmul sides (elements) for the peak measurement; empty to search for the plateau.
+        max_row_s: time cap of one row; a slow workload is timed over fewer repeats (``repeats_done``).
+        emulated_precisions: ``skip`` a reduced precision the device only emulates (see
+            ``throughput.precision``), recording one row with the reason, or ``measure`` it anyway.
     """
 
     pipelines: tuple[str, ...] = field(("segment",), doc="workloads to time", nonempty=True, one_or_many=True)
@@ -411,7 +416,15 @@ class ThroughputSection:
     generator: dict = field({}, doc="resnet_generator options")
     discriminator: dict = field({}, doc="patch_discriminator options")
     peak_sizes: tuple[int, ...] = field(
-        (), doc="matmul sides for the peak measurement; [] = device default", one_or_many=True, ge=1, le=65_536
+        (), doc="matmul sides for the peak measurement; [] = search for the plateau", one_or_many=True, ge=1, le=65_536
+    )
+    max_row_s: float = field(
+        30.0, doc="time cap of one row, warm-up included (seconds); repeats stop once it is spent", gt=0, le=86_400
+    )
+    emulated_precisions: str = field(
+        "skip",
+        doc="precisions the device neither runs natively nor faster than fp32: skip (one row says why) or measure",
+        choices=("skip", "measure"),
     )
 
     def __post_init__(self) -> None:
@@ -492,9 +505,18 @@ def _measure_cell(
 
     reset_peak_memory(device)
     workload = build(spec)
-    timing = measure(workload.step, warmup=section.warmup, repeats=section.repeats, sync=device_sync(device))
+    timing = measure(
+        workload.step,
+        warmup=section.warmup,
+        repeats=section.repeats,
+        sync=device_sync(device),
+        budget_s=section.max_row_s,
+    )
     images_per_s = workload.images_per_step / timing.median_s
     achieved = flops_per_image * images_per_s / 1e12
+    # A workload cannot beat the device's matmul peak; when it seems to, the peak was not measured
+    # at its plateau (or the FLOP count missed work), so no fraction is printed (the report says why).
+    fraction = achieved / peak if 0 < peak and achieved <= peak else None
     return {
         "images_per_s": images_per_s,
         "ms_per_batch_median": timing.median_s * 1e3,
@@ -503,8 +525,24 @@ def _measure_cell(
         "flops_per_image": float(flops_per_image),
         "achieved_tflops": achieved,
         "peak_tflops": peak,
-        "fraction_of_peak": achieved / peak if peak > 0 else None,
+        "fraction_of_peak": fraction,
+        "repeats_done": len(timing.times),
     }
+
+
+# The pipeline name of the one row that records a skipped precision for every pipeline.
+SKIPPED_PIPELINE = "all"
+
+
+def _precision_decision(device: torch.device, precision: str, section: ThroughputSection) -> PrecisionDecision | None:
+    """Whether ``precision`` is measured; None when the row loop should decide (fp32, an unsupported one, ``measure``)."""
+    if precision == "fp32" or section.emulated_precisions == "measure":
+        return None
+    try:
+        check_precision(device, precision)
+    except UserError:
+        return None  # each of its rows then carries the one-line error, as before
+    return decide_precision(device, precision)
 
 
 def run_throughput(
@@ -512,7 +550,10 @@ def run_throughput(
 ) -> list[dict]:
     """Measure every combination of a ``[throughput]`` section on ``device``; one flat row each.
 
-    A combination that runs out of memory is retried with half the batch (down to
+    A reduced precision the device only emulates (no hardware support and not faster than fp32 in
+    a millisecond probe, ``throughput.precision``) is not measured: one row with pipeline
+    ``"all"`` records it as skipped, with the reason in ``error``. Each row's timing stops at
+    ``max_row_s``. A combination that runs out of memory is retried with half the batch (down to
     ``min_batch``); the row then records the batch used and ``requested_batch``. Any other
     failure (an unsupported precision, a ``torch.compile`` error, OOM at ``min_batch``)
     gives a row whose ``error`` is a one-line message and whose measurements are None; the
@@ -540,10 +581,19 @@ def run_throughput(
         "repeats": parsed.repeats,
     }
     rows = []
+    precisions = []
+    for precision in parsed.precisions:
+        decision = _precision_decision(device, precision, parsed)
+        if decision is None or decision.measured:
+            precisions.append(precision)
+            continue
+        row = dict.fromkeys(ROW_KEYS)
+        row.update(common, pipeline=SKIPPED_PIPELINE, precision=precision, error=decision.reason)
+        rows.append(row)
     for pipeline, size, precision, channels_last, compile_, requested in itertools.product(
         parsed.pipelines,
         parsed.image_sizes,
-        parsed.precisions,
+        precisions,
         parsed.channels_last,
         parsed.compile,
         parsed.batch_sizes,

@@ -71,6 +71,7 @@ def measure(
     repeats: int,
     sync: Callable[[], None],
     clock: Callable[[], float] = time.perf_counter,
+    budget_s: float | None = None,
 ) -> Timing:
     """Time ``fn()`` after ``warmup`` untimed calls.
 
@@ -81,6 +82,10 @@ def measure(
         sync: waits for the device (see ``device_sync``); called before each clock read so queued
             asynchronous work is inside the interval it belongs to.
         clock: a monotonic clock in seconds; injectable so tests can use a fake one.
+        budget_s: the time cap of the whole measurement, warm-up included, in seconds; None for
+            none. Timed calls stop once the cap is spent, after at least one: a workload that is
+            slow on this device costs about ``budget_s`` plus one call, not ``warmup + repeats``
+            calls. ``len(Timing.times)`` says how many ran.
 
     Returns:
         ``Timing`` of one call, in seconds.
@@ -89,13 +94,20 @@ def measure(
         raise UserError(f"measure: warmup must be an integer >= 0, got {warmup!r}")
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise UserError(f"measure: repeats must be an integer >= 1, got {repeats!r}")
+    if budget_s is not None and not budget_s > 0:
+        raise UserError(f"measure: budget_s must be a positive number of seconds, got {budget_s!r}")
+    began = clock() if budget_s is not None else 0.0
     for _ in range(warmup):
         fn()
-    times = []
+        if budget_s is not None and clock() - began >= budget_s:
+            break
+    times: list[float] = []
     for _ in range(repeats):
         sync()
         start = clock()
         fn()
         sync()
         times.append(clock() - start)
+        if budget_s is not None and clock() - began >= budget_s:
+            break
     return summarise(times)

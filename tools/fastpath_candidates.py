@@ -1,0 +1,208 @@
+"""Measure CPU inference fast-path candidates for the LV-Unet: images/s against fp32 eager, and dDice.
+
+Each candidate is timed interleaved with the fp32 eager reference (reference, candidate,
+reference, ...), so a ratio compares runs that saw the same machine load. Speed is measured
+at ``--size`` px on the model (weights do not change the cost); dDice is the mean Dice of the
+candidate's predictions minus fp32 eager's on 54 phantom source-style (philips) slices at
+``--dice-size`` px, with a trained Unet (``--model``, e.g. quick's clean Unet:
+``~/.cache/unetgan-bench/unet/<hash>/model.pt``, trained at 64 px) or, without one, an untrained
+width-``--width`` LV-Unet (then only "does it change predictions" is meaningful).
+
+    python tools/fastpath_candidates.py --size 192 --batch 4 --json /tmp/candidates.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from unetgan_core.device import device_name
+from unetgan_core.models import create_model
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _eager(model: torch.nn.Module) -> Predict:
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return run
+
+
+def _channels_last(model: torch.nn.Module) -> Predict:
+    net = _copy(model).to(memory_format=torch.channels_last)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return net(x.contiguous(memory_format=torch.channels_last))
+
+    return run
+
+
+def _copy(model: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(model).eval()
+
+
+def _jit_frozen(model: torch.nn.Module, example: torch.Tensor, channels_last: bool) -> Predict:
+    net = _copy(model)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        example = example.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return frozen(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+
+    return run
+
+
+def _compiled(model: torch.nn.Module, channels_last: bool, freezing: bool, mode: str | None = None) -> Predict:
+    import torch._inductor.config as inductor_config
+
+    net = _copy(model)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    compiled = torch.compile(net, mode=mode)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with inductor_config.patch(freezing=freezing), torch.no_grad():
+            return compiled(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+
+    return run
+
+
+def candidates(model: torch.nn.Module, example: torch.Tensor) -> dict[str, Callable[[], Predict]]:
+    """Builders of every candidate, by name; building one may compile (timed apart)."""
+    return {
+        "channels_last": lambda: _channels_last(model),
+        "jit_freeze": lambda: _jit_frozen(model, example, channels_last=False),
+        "jit_freeze+channels_last": lambda: _jit_frozen(model, example, channels_last=True),
+        "compile": lambda: _compiled(model, channels_last=False, freezing=False),
+        "compile+freezing": lambda: _compiled(model, channels_last=False, freezing=True),
+        "compile+freezing+channels_last": lambda: _compiled(model, channels_last=True, freezing=True),
+        "compile_max_autotune+freezing": lambda: _compiled(
+            model, channels_last=False, freezing=True, mode="max-autotune-no-cudagraphs"
+        ),
+    }
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved_ratio(reference: Predict, candidate: Predict, x: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Median seconds per batch of both, timed alternately, and the ratio of medians."""
+    for _ in range(2):  # warm-up (compilation, allocator)
+        reference(x)
+        candidate(x)
+    ref_s, cand_s = [], []
+    for _ in range(rounds):
+        ref_s.append(_time(lambda: reference(x)))
+        cand_s.append(_time(lambda: candidate(x)))
+    ref, cand = statistics.median(ref_s), statistics.median(cand_s)
+    return {"reference_s": ref, "candidate_s": cand, "speedup": ref / cand}
+
+
+def _dice(pred: np.ndarray, label: np.ndarray) -> float:
+    scores = []
+    for cls in (1, 2):
+        p, t = pred == cls, label == cls
+        denom = p.sum() + t.sum()
+        scores.append(1.0 if denom == 0 else 2.0 * (p & t).sum() / denom)
+    return float(np.mean(scores))
+
+
+def mean_dice(predict: Predict, images: torch.Tensor, labels: np.ndarray) -> float:
+    preds = torch.cat([predict(images[i : i + 8]).argmax(1) for i in range(0, len(images), 8)]).numpy()
+    return float(np.mean([_dice(p, t) for p, t in zip(preds, labels, strict=True)]))
+
+
+def phantom_test_set(size: int, n: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``n`` slices of the phantom's source style (philips) at ``size`` px, with labels."""
+    from unetgan_core.data.sources import create_source
+
+    source = create_source("phantom", size_px=size, subjects_per_vendor=6, slices_per_subject=3, seed=0)
+    slices = source.load("philips", source.subjects("philips"))
+    return torch.as_tensor(slices.images[:n, None], dtype=torch.float32), slices.labels[:n]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=192)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", nargs="*", help="candidate names (default: all)")
+    parser.add_argument("--json", help="write the table here")
+    parser.add_argument(
+        "--model", help="a trained LV-Unet checkpoint (an artifact's model.pt) for dDice; default: untrained"
+    )
+    parser.add_argument("--dice-size", type=int, default=64, help="phantom size of the dDice test images (px)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    if args.model:
+        from unetgan_core.checkpoint import build_from_checkpoint
+
+        model = build_from_checkpoint(args.model, map_location="cpu").eval()
+    else:
+        model = create_model("lv_unet", width=args.width).eval()
+    x = torch.rand(args.batch, 1, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    test_x, test_y = phantom_test_set(args.dice_size, 54)
+    reference = _eager(model)
+    ref_dice = mean_dice(reference, test_x, test_y)
+    rows = []
+    for name, build in candidates(model, x).items():
+        if args.only and name not in args.only:
+            continue
+        try:
+            start = time.perf_counter()
+            candidate = build()
+            candidate(x)  # first call: tracing or compilation
+            build_s = time.perf_counter() - start
+            ratio = interleaved_ratio(reference, candidate, x, args.rounds)
+            d_dice = mean_dice(candidate, test_x, test_y) - ref_dice
+            row = {"candidate": name, "build_s": build_s, **ratio, "d_dice": d_dice, "error": None}
+        except Exception as exc:  # a candidate that does not run here is a row, not the end
+            row = {"candidate": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+        row["images_per_s"] = args.batch / row["candidate_s"] if "candidate_s" in row else None
+        row["eager_images_per_s"] = args.batch / row["reference_s"] if "reference_s" in row else None
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    meta = {
+        "cpu": device_name("cpu"),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "size": args.size,
+        "batch": args.batch,
+        "width": args.width,
+        "rounds": args.rounds,
+        "model": args.model or f"untrained lv_unet width {args.width}",
+        "dice_size": args.dice_size,
+        "reference_dice": ref_dice,
+    }
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+    print(json.dumps(meta))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
