@@ -282,6 +282,12 @@ def describe_sections() -> list[str]:
             lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
     for key, kind, default, doc in describe(ExternalModelSpec):
         lines.append(f"[models.NAME] {key}: {kind}; default {default!r}; {doc}")
+    sources = registry("data sources")
+    for name in sources.names():
+        options = getattr(sources.get(name), "OPTIONS", None)
+        for key, kind, default, doc in describe(options) if options else []:
+            lines.append(f"[data] ({name}) {key}: {kind}; default {default!r}; {doc}")
+    lines.append("[data.NAME]: one table per data source in a suite with several; vendors are then NAME:vendor")
     lines.append(f"names (suite, vendors, styles, scenarios, models): {NAME_RULE}")
     return lines
 
