@@ -39,6 +39,13 @@ def test_toy_example_trains_exports_and_audits(tmp_path):
     suite = load_suite(str(out / "audit_suite.toml"))
     assert set(suite.models) == {"monai_torchscript", "monai_onnx", "monai_python"}
     assert {e.model for e in suite.scenarios.entries()} == set(suite.models)
+    # It measures eps50 (FGSM up to eps 0.3) and the built-in LV-Unet's images/s beside every model's, in one run.
+    from unetgan_bench.bench.plan import build_plan
+    from unetgan_bench.bench.registries import open_source
+
+    timed = build_plan(suite, open_source(suite, suite.path)).of_kind("throughput")
+    assert [t.config.get("model") is None for t in timed].count(True) == 1 and len(timed) == 1 + len(suite.models)
+    assert max(suite.fgsm.eps) >= 0.3 and "fgsm" in suite.fgsm.attacks
 
     report = _module("audit").audit(out, toy=True)
     assert list(report) == ["monai_torchscript", "monai_onnx", "monai_python"]
