@@ -58,3 +58,8 @@ def test_toy_example_trains_exports_and_audits(tmp_path):
     assert "no forward hooks" in report["monai_onnx"]["feature_layers"]
     files = {f["role"]: f for f in report["monai_python"]["provenance"]["files"]}
     assert files["weights"]["file"] == "weights.pt" and len(files["weights"]["sha256"]) == 64
+
+    speed_module = _module("compare_speed")
+    speed = speed_module.interleaved_images_per_s(speed_module.workloads(out), rounds=2, warmup=1)
+    assert list(speed) == ["lv_unet (width 8)", "monai_torchscript", "monai_onnx", "monai_python"]
+    assert all(value > 0 for value in speed.values())
