@@ -132,7 +132,7 @@ def write(
         "threads": code["machine"]["threads"],
         "jobs": jobs,
         "stages": {k: round(v, 3) for k, v in stages.items()},
-        "data_source": suite.data["source"],
+        "data_source": suite.data_source,
         "synthetic": bool(getattr(source, "synthetic", False)),
         "oracle": suite.scenarios.selection == "oracle",
         # Real-data sources with skip_bad = true leave out unreadable subjects: say which and why.

@@ -73,6 +73,8 @@ class Plan:
     source_key: dict[str, Any]
     data: dict[tuple[str, str], DataRef]
     tasks: list[Task]
+    # Several data sources: vendor -> the record of the source it comes from (rows carry it); else empty.
+    vendor_sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def of_kind(self, kind: str) -> list[Task]:
         return [t for t in self.tasks if t.kind == kind]
@@ -367,4 +369,6 @@ def build_plan(suite: Suite, source) -> Plan:
 
     order = {"external": 0, "unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
     ordered = sorted(tasks.values(), key=lambda t: order[t.kind])  # stable: keeps expansion order within a kind
-    return Plan(suite=suite, source_key=source.cache_key(), data=data, tasks=ordered)
+    records = getattr(source, "source_record", None)
+    vendor_sources = {v: records(v) for v in suite.all_vendors} if records else {}
+    return Plan(suite=suite, source_key=source.cache_key(), data=data, tasks=ordered, vendor_sources=vendor_sources)

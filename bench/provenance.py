@@ -13,8 +13,8 @@ from unetgan_core.plugins import entry_point_modules, plugin_versions
 def suite_provenance(suite: Suite) -> dict[str, Any]:
     """Each ``[models.NAME]`` with its files, declared contracts and adaptation, and the plugins with versions.
 
-    Every model is loaded (on the CPU) and probed as at validation, so the record describes the files that
-    were actually read.
+    The models are not loaded again (validation has loaded and probed each one): their files are named by
+    size and SHA-256 as they are on disk, which is what the plan's ``external`` task keys hash too.
 
     Args:
         suite: a validated suite (its plugins are imported).
@@ -25,13 +25,15 @@ def suite_provenance(suite: Suite) -> dict[str, Any]:
         "plugins": [{"module", "via", "distribution", "version"}]}``; ``adaptation`` is said for the suite's
         image size.
     """
-    from unetgan_core.external import load_external
+    from unetgan_core.external.loaders import NO_GRADIENT_FORMATS
+    from unetgan_core.external.provenance import declared_files
+    from unetgan_core.external.segmenter import external_provenance
 
     models = {}
     if suite.models:
         size = getattr(open_source(suite, suite.path), "size_px", None)
         for name, spec in suite.models.items():
-            segmenter = load_external(spec, suite.base_dir, name=name, probe_size=size or 64)
-            models[name] = {**segmenter.provenance(), "adaptation": segmenter.adaptation(size)}
+            files = declared_files(spec, suite.base_dir)
+            models[name] = external_provenance(name, spec, files, spec.format not in NO_GRADIENT_FORMATS, size)
     modules = list(dict.fromkeys([*suite.suite.plugins, *entry_point_modules()]))
     return {"models": models, "plugins": plugin_versions(modules)}

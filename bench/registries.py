@@ -56,20 +56,35 @@ def known(where: str, key: str, names: list[str], allowed: list[str]) -> None:
 
 
 def open_source(suite: Any, where: str):
-    """Create a suite's data source from its ``[data]`` table and declared styles (cheap: nothing is read yet).
+    """Create a suite's data source from its ``[data]`` table(s) and declared styles (cheap: nothing is read yet).
+
+    With several ``[data.NAME]`` tables the source is a ``MultiSource`` of them (vendors ``NAME:vendor``),
+    refused when their preprocessing differs.
 
     Args:
-        suite: a loaded ``bench.suite.Suite`` (its ``data`` and ``vendors.styles`` are read).
+        suite: a loaded ``bench.suite.Suite`` (its ``data``, ``sources`` and ``vendors.styles`` are read).
         where: names the suite file in error messages.
     """
+    from unetgan_core.data.multisource import MultiSource
+
+    tables = getattr(suite, "sources", None) or {None: suite.data}
+    styles = suite.vendors.styles
+    if styles and not any(t["source"] == "phantom" for t in tables.values()):
+        raise UserError(f"{where}: [vendors] styles: declared styles need the phantom data source")
+    parts = {}
+    for name, table in tables.items():
+        options = {k: v for k, v in table.items() if k != "source"}
+        if styles and table["source"] == "phantom":
+            options["styles"] = styles
+        label = "[data]" if name is None else f"[data.{name}]"
+        parts[name] = _create(table["source"], options, f"{where}: {label}")
+    return parts[None] if None in parts else MultiSource(parts, f"{where}:")
+
+
+def _create(name: str, options: dict[str, Any], where: str):
     from unetgan_core.data.sources import create_source
 
-    options = {k: v for k, v in suite.data.items() if k != "source"}
-    if suite.vendors.styles:
-        if suite.data["source"] != "phantom":
-            raise UserError(f"{where}: [vendors] styles: declared styles need the phantom data source")
-        options["styles"] = suite.vendors.styles
     try:
-        return create_source(suite.data["source"], **options)
+        return create_source(name, **options)
     except (UserError, TypeError) as exc:
-        raise UserError(f"{where}: [data] {exc}") from None
+        raise UserError(f"{where} {exc}") from None

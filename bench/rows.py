@@ -77,7 +77,8 @@ def resolved_config(plan: Plan, task: Task) -> dict[str, Any]:
         ``task.config`` in which a string that is another task's key becomes
         ``{"id": key, **that task's resolved config}`` and a data key becomes
         ``{"id": key, "vendor", "split", "subjects"}``; plus ``data_source``, the settings of
-        the data source the splits are drawn from.
+        the data source the splits are drawn from (with several sources, the one the cell's vendor
+        comes from: its name in the suite, its settings and the preprocessing all sources share).
     """
     tasks = {t.key: t for t in plan.tasks}
     data = {ref.key: ref for ref in plan.data.values()}
@@ -94,7 +95,8 @@ def resolved_config(plan: Plan, task: Task) -> dict[str, Any]:
             return {"id": value, "vendor": ref.vendor, "split": ref.split, "subjects": list(ref.subjects)}
         return value
 
-    return {**resolve(task.config), "data_source": plan.source_key}
+    source = plan.vendor_sources.get(task.config.get("vendor"), plan.source_key)
+    return {**resolve(task.config), "data_source": source}
 
 
 def build_row(

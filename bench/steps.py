@@ -278,7 +278,7 @@ def write_figures(runner) -> None:
             },
         )
     gallery = fig_dir / "gallery.png"
-    if runner.source.synthetic and not gallery.exists():
+    if runner.source.synthetic and hasattr(runner.source, "style") and not gallery.exists():
         from unetgan_core.data.gallery import render_gallery
 
         styles = list(dict.fromkeys(suite.all_vendors))

@@ -14,24 +14,23 @@ file or a broken contract is a one-line error before anything runs.
 
 Plugins: ``[suite] plugins`` are imported (``unetgan_core.plugins``) before any name is checked.
 
-Real data sets need a root folder: ``[data] root`` in the file, ``--data-root`` on the command
-line, or an environment variable (:data:`ROOT_ENV`); Sunnybrook falls back to the shared data
-folder beside the repository. A suite whose root is not given anywhere is rejected with one line
-naming the expected layout.
+Data: one ``[data]`` table, or several ``[data.NAME]`` tables whose vendors are named ``NAME:vendor``
+(``bench.datasection``, which also resolves real data sets' root folders).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from unetgan_bench.bench.datasection import MissingDataRoot, parse_data, resolve_data_root  # noqa: F401  (re-exported)
 from unetgan_bench.bench.registries import known, open_source, registry
 from unetgan_bench.bench.schema import describe, field, load_table
-from unetgan_core.errors import DataError, UserError
+from unetgan_core.data.multisource import SEPARATOR
+from unetgan_core.errors import UserError
 from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical
 from unetgan_core.names import NAME_RULE, check_name
@@ -47,17 +46,6 @@ else:  # pragma: no cover
 SPLIT_NAMES = ("train", "val", "test")
 MAX_SEED = 2**31 - 1  # seeds are 31-bit (``hashing.derive_seed``)
 MAX_SUBJECTS = 1_000_000  # largest subject count of a split
-# Data source -> environment variable that names its root when neither the suite nor --data-root does.
-ROOT_ENV = {"mnms": "UNETGAN_MNMS_ROOT", "acdc": "UNETGAN_ACDC_ROOT", "sunnybrook": "UNETGAN_SUNNYBROOK_ROOT"}
-# Where each source's layout is documented (its module's LAYOUT constant), for the missing-root message.
-LAYOUT_MODULES = {"mnms": "unetgan_core.data.mnms", "acdc": "unetgan_core.data.acdc"}
-# The shared folder beside the repository (``<repo>/../shared``) unless $UNETGAN_SHARED says otherwise.
-SHARED_ENV = "UNETGAN_SHARED"
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-class MissingDataRoot(DataError):
-    """A real-data suite names no root folder and no environment variable supplies one."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,18 +75,24 @@ class SuiteSection:
         check_name("suite name", self.name, "name")
 
 
+def _check_vendor(vendor: str, where: str) -> None:
+    """A vendor is a name, or ``SOURCE:vendor`` (two names) in a suite with several data sources."""
+    for part in vendor.split(SEPARATOR, 1) if isinstance(vendor, str) else [vendor]:
+        check_name("vendor", part, where)
+
+
 @dataclasses.dataclass(frozen=True)
 class VendorSection:
-    source: str = field(doc="vendor (style) the Unet is trained on")
+    source: str = field(doc="vendor (style) the Unet is trained on; SOURCE:vendor with several [data.NAME] tables")
     targets: list[str] = field(
         doc="vendors the Unet is adapted to and tested on; [] for a one-vendor data set (Unet scenarios only)"
     )
     styles: dict = field({}, doc="phantom only: new styles declared as parameter ranges, name -> table")
 
     def __post_init__(self) -> None:
-        check_name("vendor", self.source, "source")
+        _check_vendor(self.source, "source")
         for vendor in self.targets:
-            check_name("vendor", vendor, "targets")
+            _check_vendor(vendor, "targets")
         for style, ranges in self.styles.items():
             check_name("style", style, "styles")
             if not isinstance(ranges, dict):
@@ -229,10 +223,19 @@ class Suite:
     throughput: ThroughputSection | None
     compare: CompareSection
     models: dict[str, ExternalModelSpec] = dataclasses.field(default_factory=dict)
+    # [data.NAME] tables of a suite with several data sources (then ``data`` holds what they share).
+    sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.suite.name
+
+    @property
+    def data_source(self) -> str:
+        """The data source's name, or ``"NAME=source, ..."`` for several (manifest and report)."""
+        if not self.sources:
+            return self.data["source"]
+        return ", ".join(f"{name}={table['source']}" for name, table in self.sources.items())
 
     @property
     def all_vendors(self) -> list[str]:
@@ -242,6 +245,8 @@ class Suite:
         """The whole suite as plain JSON data (stored in the manifest and every row)."""
         out = canonical(self)
         out.pop("path")
+        if not self.sources:
+            out.pop("sources")  # a one-source suite's record is as it was before several sources existed
         return out
 
     @property
@@ -253,7 +258,7 @@ class Suite:
         return dataclasses.replace(self, suite=dataclasses.replace(self.suite, seeds=list(seeds)))
 
 
-# Every table but [data] (whose options belong to the data source) is loaded by one of these.
+# Every table but [data] (``bench.datasection``, typed by each data source's options) is loaded by one of these.
 SECTION_TYPES: dict[str, type] = {
     "suite": SuiteSection,
     "vendors": VendorSection,
@@ -277,6 +282,12 @@ def describe_sections() -> list[str]:
             lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
     for key, kind, default, doc in describe(ExternalModelSpec):
         lines.append(f"[models.NAME] {key}: {kind}; default {default!r}; {doc}")
+    sources = registry("data sources")
+    for name in sources.names():
+        options = getattr(sources.get(name), "OPTIONS", None)
+        for key, kind, default, doc in describe(options) if options else []:
+            lines.append(f"[data] ({name}) {key}: {kind}; default {default!r}; {doc}")
+    lines.append("[data.NAME]: one table per data source in a suite with several; vendors are then NAME:vendor")
     lines.append(f"names (suite, vendors, styles, scenarios, models): {NAME_RULE}")
     return lines
 
@@ -313,44 +324,6 @@ def _check_split(table: Any, where: str) -> None:
         f"{where}: expected subject counts in 1..{MAX_SUBJECTS} or fractions in (0, 1) summing to at most 1; "
         f"got {table!r}"
     )
-
-
-def resolve_data_root(data: dict[str, Any], where: str, data_root: str | Path | None = None) -> dict[str, Any]:
-    """The ``[data]`` table with its ``root`` filled in for real data sets.
-
-    Precedence: ``data_root`` (``--data-root``), ``root`` in the suite, the source's variable in
-    :data:`ROOT_ENV`, then (Sunnybrook only) ``$UNETGAN_SHARED/data/sunnybrook`` or
-    ``<repo>/../shared/data/sunnybrook``. The phantom and the manifest source are left as they are.
-
-    Args:
-        data: the suite's ``[data]`` table.
-        where: ``"<file>"`` prefix for error messages.
-        data_root: a root folder that overrides the suite's.
-
-    Raises:
-        MissingDataRoot: a source that needs a root gets none; the message names the layout.
-    """
-    name = data.get("source")
-    out = dict(data)
-    if data_root is not None:
-        out["root"] = str(data_root)
-    if name not in ROOT_ENV or out.get("root"):
-        return out
-    env = ROOT_ENV[name]
-    if os.environ.get(env):
-        out["root"] = os.environ[env]
-    elif name == "sunnybrook":
-        shared = Path(os.environ.get(SHARED_ENV) or DEFAULT_SHARED)
-        out["root"] = str(shared / "data" / "sunnybrook")
-    else:
-        import importlib
-
-        layout = importlib.import_module(LAYOUT_MODULES[name]).LAYOUT
-        raise MissingDataRoot(
-            f"{where}: [data] root: not set; pass --data-root DIR or set {env} to the {name} folder "
-            f"(expected layout: {layout})"
-        )
-    return out
 
 
 def _check_folds(suite: Suite, raw_splits: Any, where: str) -> None:
@@ -403,8 +376,7 @@ def _throughput(raw: dict[str, Any], unet: SegTrainConfig, where: str) -> Throug
 
 
 def check_names(suite: Suite, where: str) -> None:
-    """Reject names a suite uses that nothing registers (data source, scenarios, attacks, vendors)."""
-    known(f"{where}: [data]", "source", [suite.data["source"]], registry("data sources").names())
+    """Reject names a suite uses that nothing registers (scenarios, attacks, vendors; data sources: ``parse_data``)."""
     entries = suite.scenarios.entries()
     known(f"{where}: [scenarios]", "run", [e.scenario for e in entries], registry("scenarios").names())
     segmenters = [UNET, *(MODEL_PREFIX + name for name in suite.models)]
@@ -489,14 +461,12 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
 
     section = load_table(SuiteSection, raw["suite"], f"{where}: [suite]")
     import_plugins(section.plugins, f"{where}: [suite] plugins")
-    data = raw["data"]
-    if not isinstance(data, dict) or not isinstance(data.get("source"), str):
-        raise UserError(f"{where}: [data] source: expected a string naming a data source (see `unetgan-bench list`)")
+    data, sources = parse_data(raw["data"], where, data_root)
     unet = load_table(SegTrainConfig, raw.get("unet", {}), f"{where}: [unet]")
     suite = Suite(
         path=where,
         suite=section,
-        data=resolve_data_root(data, where, data_root),
+        data=data,
         vendors=load_table(VendorSection, raw["vendors"], f"{where}: [vendors]"),
         splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
         unet=unet,
@@ -507,6 +477,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         throughput=_throughput(raw, unet, where),
         compare=load_table(CompareSection, raw.get("compare", {}), f"{where}: [compare]"),
         models=_models(raw.get("models", {}), where),
+        sources=sources,
     )
     _check_split(suite.splits.source, f"{where}: [splits] source")
     _check_split(suite.splits.target, f"{where}: [splits] target")

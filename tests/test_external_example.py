@@ -39,6 +39,13 @@ def test_toy_example_trains_exports_and_audits(tmp_path):
     suite = load_suite(str(out / "audit_suite.toml"))
     assert set(suite.models) == {"monai_torchscript", "monai_onnx", "monai_python"}
     assert {e.model for e in suite.scenarios.entries()} == set(suite.models)
+    # It measures eps50 (FGSM up to eps 0.3) and the built-in LV-Unet's images/s beside every model's, in one run.
+    from unetgan_bench.bench.plan import build_plan
+    from unetgan_bench.bench.registries import open_source
+
+    timed = build_plan(suite, open_source(suite, suite.path)).of_kind("throughput")
+    assert [t.config.get("model") is None for t in timed].count(True) == 1 and len(timed) == 1 + len(suite.models)
+    assert max(suite.fgsm.eps) >= 0.3 and "fgsm" in suite.fgsm.attacks
 
     report = _module("audit").audit(out, toy=True)
     assert list(report) == ["monai_torchscript", "monai_onnx", "monai_python"]
@@ -51,3 +58,8 @@ def test_toy_example_trains_exports_and_audits(tmp_path):
     assert "no forward hooks" in report["monai_onnx"]["feature_layers"]
     files = {f["role"]: f for f in report["monai_python"]["provenance"]["files"]}
     assert files["weights"]["file"] == "weights.pt" and len(files["weights"]["sha256"]) == 64
+
+    speed_module = _module("compare_speed")
+    speed = speed_module.interleaved_images_per_s(speed_module.workloads(out), rounds=2, warmup=1)
+    assert list(speed) == ["lv_unet (width 8)", "monai_torchscript", "monai_onnx", "monai_python"]
+    assert all(value > 0 for value in speed.values())

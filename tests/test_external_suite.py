@@ -263,6 +263,25 @@ def test_provenance_names_model_files_contracts_adaptation_and_plugins(folder, c
     assert record["plugins"] == []
 
 
+def test_provenance_is_what_the_loaded_model_says_without_loading_it_again(folder, cache, monkeypatch):
+    from unetgan_bench.bench.provenance import suite_provenance
+    from unetgan_core.external import load_external
+    from unetgan_core.external import segmenter as segmenter_module
+
+    suite = load_suite(str(write_suite(folder, "prov1", ["clean@model:ts", "clean@model:py"])))
+    loaded = {
+        name: load_external(spec, suite.base_dir, name=name, probe_size=32) for name, spec in suite.models.items()
+    }
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("provenance loaded a model")
+
+    monkeypatch.setattr(segmenter_module, "load_external", refuse)
+    record = suite_provenance(suite)
+    for name, model in loaded.items():
+        assert record["models"][name] == {**model.provenance(), "adaptation": model.adaptation(32)}
+
+
 def test_naming_the_trained_unet_explicitly_keeps_every_key():
     """`segmenter = "unet"` is the default: the built-in suites' plans do not change when it is written out."""
     from unetgan_bench.bench.suite import resolve_suite_path

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from unetgan_core.data.filecheck import require_folder
 from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
+from unetgan_core.data.options import AcdcOptions
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -54,6 +55,7 @@ class AcdcSource(SubjectSource):
     """
 
     name = "acdc"
+    OPTIONS = AcdcOptions  # the typed [data] table
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
+from unetgan_core.data.options import ManifestOptions
 from unetgan_core.data.preprocess import (
     PHASES,
     Frame,
@@ -60,6 +61,7 @@ class ManifestSource(SubjectSource):
     """
 
     name = "manifest"
+    OPTIONS = ManifestOptions  # the typed [data] table
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ import pandas as pd
 
 from unetgan_core.data.filecheck import require_folder
 from unetgan_core.data.nifti import check_nifti_header, frame_slices, inplane_directions, read_nifti
+from unetgan_core.data.options import MnmsOptions
 from unetgan_core.data.preprocess import PHASES, Frame, PreprocessOptions, SubjectSource, frames_to_sliceset, map_labels
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.data.sources import DATA_SOURCES
@@ -69,6 +70,7 @@ class MnmsSource(SubjectSource):
     """
 
     name = "mnms"
+    OPTIONS = MnmsOptions  # the typed [data] table
 
     def __init__(
         self,

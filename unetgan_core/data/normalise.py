@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.0
+# What a source that uses ``normalise_images`` declares as its ``normalisation`` (compared across sources).
+NORMALISATION = "per-image 1st-99th percentile clip to [0, 1]"
 
 
 def normalise_images(images: np.ndarray) -> np.ndarray:

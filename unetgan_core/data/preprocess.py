@@ -38,7 +38,7 @@ import numpy as np
 from scipy import ndimage
 
 from unetgan_core.data.cache import cached_sliceset
-from unetgan_core.data.normalise import normalise_images
+from unetgan_core.data.normalise import NORMALISATION, normalise_images
 from unetgan_core.data.orientation import canonical_arrangement
 from unetgan_core.data.sliceset import BACKGROUND, BLOOD_POOL, MYOCARDIUM, SliceSet
 from unetgan_core.errors import DataError, UserError
@@ -303,12 +303,23 @@ class SubjectSource(abc.ABC):
 
     name = "real"
     synthetic = False
+    normalisation = NORMALISATION  # every slice goes through ``normalise_images``
 
     def __init__(self, options: PreprocessOptions, cache_dir: str | Path | None, skip_bad: bool) -> None:
         self.options = options
         self.cache_dir = cache_dir
         self.skip_bad = bool(skip_bad)
         self.skipped: list[tuple[str, str]] = []
+
+    @property
+    def size_px(self) -> int:
+        """Side of the square output slices, pixels."""
+        return self.options.size_px
+
+    @property
+    def pixel_mm(self) -> float:
+        """Output pixel size, millimetres (the field of view is ``size_px * pixel_mm``, centred)."""
+        return self.options.pixel_mm
 
     @abc.abstractmethod
     def vendors(self) -> list[str]:

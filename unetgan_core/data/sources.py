@@ -11,6 +11,7 @@ import importlib
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from unetgan_core.data.options import PhantomOptions
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.errors import DataError
 from unetgan_core.registry import Registry
@@ -47,6 +48,9 @@ def _phantom(**options: Any) -> DataSource:
     from unetgan_core.data.phantom.source import PhantomSource
 
     return PhantomSource(**options)
+
+
+_phantom.OPTIONS = PhantomOptions  # the typed [data] table
 
 
 def import_loaders() -> None:
@@ -86,6 +90,9 @@ def check_files(source: DataSource) -> int:
     Raises:
         DataError: a missing, unreadable or truncated file, named in the message.
     """
+    parts = getattr(source, "parts", None)  # a MultiSource: check each source
+    if parts:
+        return sum(check_files(part) for part in parts.values())
     check = getattr(source, "check_subject_files", None)
     if check is None:
         return 0

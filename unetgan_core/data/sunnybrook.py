@@ -37,6 +37,7 @@ from matplotlib.path import Path as PolygonPath
 from pydicom.errors import InvalidDicomError
 
 from unetgan_core.data.filecheck import require_folder
+from unetgan_core.data.options import RootedScanOptions
 from unetgan_core.data.preprocess import (
     PHASES,
     Frame,
@@ -168,6 +169,7 @@ class SunnybrookSource(SubjectSource):
     """
 
     name = "sunnybrook"
+    OPTIONS = RootedScanOptions  # the typed [data] table
 
     def __init__(
         self,

@@ -43,6 +43,9 @@ class LoadedModel:
     has_gradient: bool = True
 
 
+# Formats whose loaded model computes no gradient (known before loading, for provenance without a load).
+NO_GRADIENT_FORMATS = frozenset({"onnx"})
+
 Loader = Callable[[ExternalModelSpec, Path, str, torch.device], LoadedModel]
 LOADERS: Registry[Loader] = Registry("external model format")
 
@@ -122,7 +125,9 @@ def load_onnx(spec: ExternalModelSpec, base_dir: Path, name: str, device: torch.
     except Exception as exc:
         raise DataError(f"model {name!r}: {path.name} is not a readable ONNX graph ({one_line(exc)})") from exc
     _check_onnx_input(session.get_inputs(), spec, name)
-    return LoadedModel(OnnxModule(session, name), (("model", path),), has_gradient=False)
+    return LoadedModel(
+        OnnxModule(session, name), (("model", path),), has_gradient=spec.format not in NO_GRADIENT_FORMATS
+    )
 
 
 def _check_onnx_input(inputs, spec: ExternalModelSpec, name: str) -> None:

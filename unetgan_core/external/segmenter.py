@@ -26,6 +26,7 @@ from unetgan_core.external.provenance import file_record
 from unetgan_core.external.spec import ExternalModelSpec
 from unetgan_core.pipelines import Pipeline
 
+FILE_ROLES = ("model", "weights", "factory_source")  # the order provenance lists a model's files in
 PROBE_BATCH = 2  # images in the load-time probe: enough to catch a model that mixes up the batch axis
 _PROBABILITY_SLACK = 1e-4  # float rounding allowed outside [0, 1] for declared probabilities
 
@@ -119,17 +120,7 @@ class ExternalSegmenter(Pipeline):
 
     def provenance(self) -> dict[str, Any]:
         """The model's files (name, size, SHA-256), declared contracts and adaptation, for manifest and report."""
-        return {
-            "name": self.name,
-            "format": self.spec.format,
-            "files": [file_record(role, path) for role, path in self.files],
-            "factory": self.spec.factory or None,
-            "kwargs": dict(self.spec.kwargs),
-            "contracts": self.spec.contracts(),
-            "adaptation": self.adaptation(),
-            "feature_layers": list(self.spec.feature_layers),
-            "differentiable": self.differentiable,
-        }
+        return external_provenance(self.name, self.spec, self.files, self.differentiable)
 
     def as_module(self) -> SegmenterModule:
         """This segmenter as an ``nn.Module``, for the suite's pipelines and translator training."""
@@ -190,6 +181,39 @@ class SegmenterModule(nn.Module):
 
     def encode(self, x: torch.Tensor, features: Sequence[str]) -> dict[str, torch.Tensor]:
         return self.segmenter.encode(x, features)
+
+
+def external_provenance(
+    name: str,
+    spec: ExternalModelSpec,
+    files: Sequence[tuple[str, Path]],
+    differentiable: bool,
+    size_px: int | None = None,
+) -> dict[str, Any]:
+    """What identifies an external model (``ExternalSegmenter.provenance``), from its declaration alone.
+
+    Args:
+        name: the model's name in the suite.
+        spec: its declared contract.
+        files: ``(role, path)`` of its files (``provenance.declared_files`` gives them without loading the model).
+        differentiable: whether its format computes gradients (``loaders.NO_GRADIENT_FORMATS``).
+        size_px: the suite's image side, for the adaptation line (None: no sizes).
+
+    Returns:
+        ``{"name", "format", "files": [file_record ...], "factory", "kwargs", "contracts", "adaptation",
+        "feature_layers", "differentiable"}``.
+    """
+    return {
+        "name": name,
+        "format": spec.format,
+        "files": [file_record(role, path) for role, path in sorted(files, key=lambda f: FILE_ROLES.index(f[0]))],
+        "factory": spec.factory or None,
+        "kwargs": dict(spec.kwargs),
+        "contracts": spec.contracts(),
+        "adaptation": InputAdapter(spec, name).describe(size_px, size_px),
+        "feature_layers": list(spec.feature_layers),
+        "differentiable": differentiable,
+    }
 
 
 def load_external(

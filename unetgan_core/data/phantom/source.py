@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unetgan_core.data.cache import cached_sliceset
+from unetgan_core.data.normalise import NORMALISATION
 from unetgan_core.data.phantom.anatomy import PHASES
 from unetgan_core.data.phantom.render import _check_geometry, default_pixel_mm, render_subjects
 from unetgan_core.data.phantom.styles import STYLES, VendorStyle, style_from_dict
@@ -54,6 +55,7 @@ class PhantomSource:
     """
 
     synthetic = True
+    normalisation = NORMALISATION  # ``render_subjects`` ends with ``normalise_images``
 
     def __init__(
         self,
