@@ -444,6 +444,10 @@ def corruption_heatmaps(dice: pd.DataFrame, labels: dict[str, str]) -> str | Non
             for c, vendor in enumerate(vendors):
                 ax = axes[r][c]
                 sub = dice[(dice["scenario"] == scenario) & (dice["vendor"] == vendor)]
+                if sub.empty:  # e.g. a translator on the source vendor
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+                    continue
                 grid = sub.pivot(index="corruption", columns="severity", values="dice_mean").reindex(
                     index=corruptions, columns=severities
                 )

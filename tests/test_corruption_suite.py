@@ -17,6 +17,7 @@ from unetgan_bench.bench.steps import evaluate_corruption
 from unetgan_bench.bench.suite import parse_suite
 from unetgan_bench.reports.collect import Run, rows_to_frame
 from unetgan_bench.reports.corruption_tables import corruption_dice, corruption_summary
+from unetgan_bench.reports.figures import corruption_heatmaps
 from unetgan_core.data.sliceset import SliceSet
 from unetgan_core.errors import UserError
 
@@ -180,3 +181,13 @@ def test_tiny_run_writes_rows_panels_and_report(tmp_path, monkeypatch):
         assert "failed training: 1 seed(s) left out" in section and "<svg" not in section
     else:
         assert "<svg" in section
+
+
+def test_heat_map_prints_every_cell(tmp_path):
+    rows = [*_rows("clean", "x", [0.9, 0.8, 0.6]), *_rows("clean", "y", [0.9, 0.7, 0.5])]
+    rows += [{**r, "vendor": "siemens"} for r in _rows("unetgan", "x", [0.8, 0.8, 0.7])]
+    empty = {k: rows_to_frame([], k) for k in ("segmentation", "fgsm", "throughput")}
+    run = Run(tmp_path, {}, **empty, per_image=pd.DataFrame(), corruption=rows_to_frame(rows, "corruption"))
+    svg = corruption_heatmaps(corruption_dice(run), {"clean": "clean Unet", "unetgan": "Unet-GAN"})
+    assert svg.startswith("<svg") and "clean Unet / philips" in svg and "Unet-GAN / siemens" in svg
+    assert svg.count(">0.90<") == 2 and ">0.50<" in svg and svg.count("not measured") == 2
