@@ -441,6 +441,7 @@ def corruption_heatmaps(dice: pd.DataFrame, labels: dict[str, str]) -> str | Non
         axes = fig.subplots(len(scenarios), len(vendors), squeeze=False)
         image = None
         for r, scenario in enumerate(scenarios):
+            named = False  # corruption names go left of a row's first measured grid
             for c, vendor in enumerate(vendors):
                 ax = axes[r][c]
                 sub = dice[(dice["scenario"] == scenario) & (dice["vendor"] == vendor)]
@@ -458,7 +459,8 @@ def corruption_heatmaps(dice: pd.DataFrame, labels: dict[str, str]) -> str | Non
                         colour = "black" if value > 0.6 else "white"
                         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color=colour)
                 ax.set_xticks(range(len(severities)), [str(s) for s in severities])
-                ax.set_yticks(range(len(corruptions)), [_plain(n) for n in corruptions] if c == 0 else [])
+                ax.set_yticks(range(len(corruptions)), [] if named else [_plain(n) for n in corruptions])
+                named = True
                 ax.tick_params(length=0)
                 ax.set_title(_plain(f"{labels[scenario]} / {vendor}"), fontsize=8)
                 if r == len(scenarios) - 1:
