@@ -40,8 +40,8 @@ class Task:
 
     Args:
         kind: ``unet``, ``translator`` (trained artifacts), ``external`` (a suite's ``[models.NAME]``:
-            loaded, never trained), ``segmentation``, ``fgsm`` or ``throughput`` (measured cells that
-            write rows).
+            loaded, never trained), ``segmentation``, ``fgsm``, ``corruption`` or ``throughput`` (measured
+            cells that write rows).
         key: hash of ``config``; the artifact folder name or the cell id.
         config: everything that determines the task's output, as plain data (its canonical form is hashed).
         deps: keys of the tasks whose artifacts it reads.
@@ -195,6 +195,45 @@ def split_data(suite: Suite, source) -> dict[tuple[str, str], DataRef]:
             key = config_hash({"source": vendor_key, "vendor": vendor, "subjects": ids})
             refs[(vendor, split)] = DataRef(vendor, split, ids, key)
     return refs
+
+
+def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]]) -> list[Task]:
+    """One ``corruption`` cell per (seed, scenario, vendor, corruption) of ``[corruptions]``: every severity
+    (and 0, the uncorrupted reference) of one artefact through one pipeline on one vendor's test images.
+
+    Args:
+        suite: the suite (its ``corruptions`` section is set).
+        pipe_of: (scenario, vendor, seed) -> (pipeline spec, test data key) of the segmentation cells.
+    """
+    from unetgan_core.corruptions import CORRUPTIONS
+
+    c = suite.corruptions
+    out = []
+    for seed in c.seeds or suite.suite.seeds[:1]:
+        for name in c.scenarios:
+            for vendor in c.vendors or suite.all_vendors:
+                found = pipe_of.get((name, vendor, seed))
+                if found is None:
+                    continue  # a translator on the source vendor
+                pipe, test = found
+                deps = tuple(k for k in (pipe["unet"], (pipe["adapter"] or {}).get("key")) if k)
+                for corruption in c.corruptions or CORRUPTIONS.names():
+                    config = {
+                        "scenario": name,
+                        "vendor": vendor,
+                        "role": "source" if vendor == suite.vendors.source else "target",
+                        "replicate": seed,
+                        "pipeline": pipe,
+                        "corruption": corruption,
+                        "levels": list(CORRUPTIONS.get(corruption).levels),
+                        "severities": [0, *sorted(c.severities)],
+                        "n_images": c.n_images,
+                        "test": test,
+                        # The same draws for every pipeline, so pipelines see the same corrupted images.
+                        "seed": derive_seed(c.seed, "corruption", vendor, corruption),
+                    }
+                    out.append(_task("corruption", config, deps))
+    return out
 
 
 def build_plan(suite: Suite, source) -> Plan:
@@ -351,6 +390,10 @@ def build_plan(suite: Suite, source) -> Plan:
                             )
                         )
 
+    if suite.corruptions is not None:
+        for task in corruption_tasks(suite, pipe_of):
+            add(task)
+
     if suite.throughput is not None:
         add(_task("throughput", {"section": suite.throughput}, settings=suite.throughput))
         # Each external model's inference (and FGSM step, where it has gradients) at the same settings.
@@ -367,7 +410,7 @@ def build_plan(suite: Suite, source) -> Plan:
                 )
             )
 
-    order = {"external": 0, "unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "throughput": 4}
+    order = {"external": 0, "unet": 0, "translator": 1, "segmentation": 2, "fgsm": 3, "corruption": 4, "throughput": 5}
     ordered = sorted(tasks.values(), key=lambda t: order[t.kind])  # stable: keeps expansion order within a kind
     records = getattr(source, "source_record", None)
     vendor_sources = {v: records(v) for v in suite.all_vendors} if records else {}

@@ -1,5 +1,5 @@
-"""What is registered (data sources, styles, models, Unet training variants, scenarios, attacks, throughput
-pipelines), with the plugins of installed distributions loaded first, and the suite's data source.
+"""What is registered (data sources, styles, models, Unet training variants, scenarios, attacks, corruptions,
+throughput pipelines), with the plugins of installed distributions loaded first, and the suite's data source.
 
 This module knows nothing of suite files: ``bench.suite`` imports it to check a suite's names, never
 the other way round.
@@ -15,6 +15,7 @@ from unetgan_core.registry import Registry
 
 def _registries() -> dict[str, Registry]:
     from unetgan_core.attacks import ATTACKS
+    from unetgan_core.corruptions import CORRUPTIONS
     from unetgan_core.data.phantom.styles import STYLES
     from unetgan_core.data.sources import DATA_SOURCES, import_loaders
     from unetgan_core.models import MODELS
@@ -34,6 +35,7 @@ def _registries() -> dict[str, Registry]:
         "scenarios": SCENARIOS,
         "adaptation methods": ADAPTATIONS,
         "attacks": ATTACKS,
+        "corruptions": CORRUPTIONS,
         "throughput pipelines": WORKLOADS,
     }
 

@@ -41,6 +41,7 @@ STAGE_OF = {
     "translator": "translator_training",
     "segmentation": "evaluation",
     "fgsm": "attacks",
+    "corruption": "corruptions",
     "throughput": "throughput",
 }
 
@@ -221,7 +222,8 @@ class Runner:
 
     # -- cells --------------------------------------------------------------------------
     def measure(self, task: Task) -> list[dict[str, Any]]:
-        """The rows of one cell (``bench.rows``): one per segmentation cell, per eps, per throughput setting."""
+        """The rows of one cell (``bench.rows``): one per segmentation cell, per eps, per corruption severity,
+        per throughput setting."""
         cfg = task.config
         resolved = resolved_config(self.plan, task)
 
@@ -256,6 +258,8 @@ class Runner:
             tmp.replace(path)
             check = metrics.pop("fast_path")
             return [row({**cell, "per_image": relative, "fast_path_check": check}, metrics)]
+        if task.kind == "corruption":
+            return self._measure_corruption(pipeline, test, cfg, row, cell)
         with self.timed("attacks"):
             rows, panels = steps.evaluate_attack(pipeline, test, cfg)
         if panels is not None:
@@ -264,6 +268,19 @@ class Runner:
         return [
             row({**cell, **{k: r[k] for k in ("attack", "eps", "target", "attack_note")}}, r["metrics"]) for r in rows
         ]
+
+    def _measure_corruption(
+        self, pipeline, test, cfg: dict[str, Any], row, cell: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The rows of a ``corruption`` cell (one per severity); the first measured seed's cells keep panels."""
+        with self.timed("corruptions"):
+            rows, panels = steps.evaluate_corruption(pipeline, test, cfg)
+        section = self.suite.corruptions
+        if panels is not None and cfg["replicate"] == (section.seeds or self.suite.suite.seeds)[0]:
+            tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"], "corruption": cfg["corruption"]}
+            steps.save_panels(rundir.corruption_panel_path(self.run_dir, **tags), {**panels, **tags})
+        keys = ("corruption", "severity", "level", "level_unit")
+        return [row({**cell, **{k: r[k] for k in keys}}, r["metrics"]) for r in rows]
 
     def check_code(self, rows: list[dict[str, Any]], allow_mixed_commits: bool) -> None:
         """Refuse to add rows measured at another commit (or dirty state) than ``rows``, unless allowed.
@@ -288,7 +305,7 @@ class Runner:
             tqdm.write(f"note: dropped a partial last row ({removed} bytes) left by an interrupted run")
         existing = rundir.read_rows(self.run_dir, missing_ok=True)
         done = {row["cell_id"] for row in existing}
-        cells = [t for t in self.plan.tasks if t.kind in ("segmentation", "fgsm", "throughput")]
+        cells = [t for t in self.plan.tasks if t.kind in rundir.KINDS]
         todo = [t for t in cells if t.key not in done]
         if todo:
             self.check_code(existing, allow_mixed_commits)

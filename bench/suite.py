@@ -2,7 +2,7 @@
 
 A suite is a TOML file with these tables (see ``suites/quick.toml`` for a commented example):
 ``[suite]``, ``[data]``, ``[vendors]``, ``[splits]``, ``[unet]``, ``[translator]``,
-``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[throughput]``, ``[compare]`` and
+``[scenarios]``, ``[metrics]`` and the optional ``[fgsm]``, ``[corruptions]``, ``[throughput]``, ``[compare]`` and
 ``[models.NAME]`` (external segmenters, ``unetgan_core.external``). Every error names the file, the
 table and key, and what is allowed.
 
@@ -29,6 +29,7 @@ from typing import Any
 from unetgan_bench.bench.datasection import MissingDataRoot, parse_data, resolve_data_root  # noqa: F401  (re-exported)
 from unetgan_bench.bench.registries import known, open_source, registry
 from unetgan_bench.bench.schema import describe, field, load_table
+from unetgan_core.corruptions.section import CorruptionSection
 from unetgan_core.data.multisource import SEPARATOR
 from unetgan_core.errors import UserError
 from unetgan_core.external import ExternalModelSpec
@@ -225,6 +226,7 @@ class Suite:
     models: dict[str, ExternalModelSpec] = dataclasses.field(default_factory=dict)
     # [data.NAME] tables of a suite with several data sources (then ``data`` holds what they share).
     sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    corruptions: CorruptionSection | None = None
 
     @property
     def name(self) -> str:
@@ -247,6 +249,8 @@ class Suite:
         out.pop("path")
         if not self.sources:
             out.pop("sources")  # a one-source suite's record is as it was before several sources existed
+        if out.get("corruptions") is None:
+            out.pop("corruptions", None)  # a suite without the section keeps its recorded configuration
         return out
 
     @property
@@ -268,6 +272,7 @@ SECTION_TYPES: dict[str, type] = {
     "scenarios": ScenarioSection,
     "metrics": MetricSection,
     "fgsm": FgsmSection,
+    "corruptions": CorruptionSection,
     "throughput": ThroughputSection,
     "compare": CompareSection,
 }
@@ -389,8 +394,26 @@ def check_names(suite: Suite, where: str) -> None:
         known(f"{where}: [fgsm]", "scenarios", suite.fgsm.scenarios, suite.scenarios.run)
         known(f"{where}: [fgsm]", "vendors", suite.fgsm.vendors, suite.all_vendors)
         known(f"{where}: [fgsm]", "seeds", [str(s) for s in suite.fgsm.seeds], [str(s) for s in suite.suite.seeds])
+    _check_corruptions(suite, where)
     source = open_source(suite, where)
     known(f"{where}: [vendors]", "source/targets", suite.all_vendors, source.vendors())
+
+
+def _check_corruptions(suite: Suite, where: str) -> None:
+    """Reject names ``[corruptions]`` uses that the suite or the corruption registry does not know."""
+    c = suite.corruptions
+    if c is None:
+        return
+    at = f"{where}: [corruptions]"
+    known(at, "corruptions", c.corruptions, registry("corruptions").names())
+    known(at, "scenarios", c.scenarios, suite.scenarios.run)
+    known(at, "reference", [c.reference], c.scenarios)
+    known(at, "vendors", c.vendors, suite.all_vendors)
+    known(at, "seeds", [str(s) for s in c.seeds], [str(s) for s in suite.suite.seeds])
+    for key in ("corruptions", "severities", "scenarios", "vendors", "seeds"):
+        values = getattr(c, key)
+        if len(set(values)) != len(values):
+            raise UserError(f"{at} {key}: a value is listed twice")
 
 
 def _models(raw: Any, where: str) -> dict[str, ExternalModelSpec]:
@@ -478,6 +501,11 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         compare=load_table(CompareSection, raw.get("compare", {}), f"{where}: [compare]"),
         models=_models(raw.get("models", {}), where),
         sources=sources,
+        corruptions=(
+            load_table(CorruptionSection, raw["corruptions"], f"{where}: [corruptions]")
+            if "corruptions" in raw
+            else None
+        ),
     )
     _check_split(suite.splits.source, f"{where}: [splits] source")
     _check_split(suite.splits.target, f"{where}: [splits] target")

@@ -25,9 +25,11 @@ from unetgan_bench.reports.rundir import PER_IMAGE_COLUMNS, THROUGHPUT_SETTINGS
 # ``fold`` is None unless the suite cross-validates by subject (``[splits] folds``).
 SEGMENTATION_KEYS = ("kind", "scenario", "vendor", "seed", "fold")
 FGSM_KEYS = ("kind", "scenario", "vendor", "seed", "attack", "eps")
+CORRUPTION_KEYS = ("kind", "scenario", "vendor", "seed", "corruption", "severity")
 KEY_COLUMNS = {
     "segmentation": SEGMENTATION_KEYS,
     "fgsm": FGSM_KEYS,
+    "corruption": CORRUPTION_KEYS,
     "throughput": ("kind", *THROUGHPUT_SETTINGS, "device"),
 }
 
@@ -35,7 +37,13 @@ SEGMENTATION_METRICS = ("dice_mean", "dice_blood_pool", "dice_myo", "hd95_mm", "
 FGSM_METRICS = ("dice_mean", "psnr_db", "ssim")
 # The metrics a table of each kind always has (None where a row lacks one); throughput tables
 # also get every other metric their rows hold.
-METRICS = {"segmentation": SEGMENTATION_METRICS, "fgsm": FGSM_METRICS, "throughput": ("images_per_s",)}
+CORRUPTION_METRICS = ("dice_mean", "dice_blood_pool", "dice_myo", "psnr_db")
+METRICS = {
+    "segmentation": SEGMENTATION_METRICS,
+    "fgsm": FGSM_METRICS,
+    "corruption": CORRUPTION_METRICS,
+    "throughput": ("images_per_s",),
+}
 # Row fields copied beside every per-image value so statistics can group by them.
 _PER_IMAGE_TAGS = ("scenario", "vendor", "role", "seed", "fold", "selection", "cell_id")
 
@@ -55,6 +63,7 @@ class Run:
         commits: (commit, dirty, number of rows) for each code state the rows were measured at,
             most rows first; commit and dirty are None for rows that did not record them
             (schema version 1).
+        corruption: one row per (scenario, vendor, seed, corruption, severity); empty without ``[corruptions]``.
     """
 
     path: Path
@@ -64,6 +73,7 @@ class Run:
     throughput: pd.DataFrame
     per_image: pd.DataFrame
     commits: tuple[tuple[str | None, bool | None, int], ...] = ()
+    corruption: pd.DataFrame = dataclasses.field(default_factory=lambda: rows_to_frame([], "corruption"))
 
     @property
     def synthetic(self) -> bool:
@@ -75,7 +85,7 @@ class Run:
         """True when any number of this run comes from oracle (target-label) model selection."""
         if self.manifest.get("oracle"):
             return True
-        frames = (self.segmentation, self.fgsm)
+        frames = (self.segmentation, self.fgsm, self.corruption)
         return any("selection" in f and (f["selection"] == "oracle").any() for f in frames)
 
 
@@ -100,7 +110,7 @@ def rows_to_frame(rows: list[dict[str, Any]], kind: str) -> pd.DataFrame:
 
     Args:
         rows: checked rows (see :func:`reports.rundir.read_rows`).
-        kind: ``"segmentation"``, ``"fgsm"`` or ``"throughput"``.
+        kind: ``"segmentation"``, ``"fgsm"``, ``"corruption"`` or ``"throughput"``.
     """
     metric_names = METRICS[kind]
     flat = [_flatten(r, metric_names) for r in rows if r["kind"] == kind]
@@ -167,4 +177,5 @@ def load_run(run_dir: Path | str) -> Run:
         throughput=rows_to_frame(rows, "throughput"),
         per_image=per_image_table(run_dir, segmentation),
         commits=commits_of(rows),
+        corruption=rows_to_frame(rows, "corruption"),
     )

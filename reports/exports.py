@@ -157,6 +157,7 @@ def summary(stats: RunStats) -> dict[str, Any]:
             "per_class": _per_class(stats).to_dict(orient="records"),
             "hd95_mm": stats.segmentation("hd95_mm").to_dict(orient="records"),
             "eps50": stats.eps50.drop(columns="eps50_text").to_dict(orient="records"),
+            "corruption_summary": stats.corruption_summary.to_dict(orient="records"),
             "throughput_best_images_per_s": float(ok["images_per_s"].max()) if len(ok) else None,
             "stages_s": m.get("stages") or {},
         }
@@ -167,7 +168,7 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
     """Write every table as CSV and LaTeX under ``run_dir/tables/`` and ``run_dir/summary.json``.
 
     Files: ``table1``, ``recovery``, ``per_class``, ``hd95``, ``fgsm_curves``, ``eps50``,
-    ``throughput``, ``stages`` (``.csv``; the first four and ``eps50`` also ``.tex``). A table
+    ``corruption_dice``, ``corruption_summary``, ``throughput``, ``stages`` (``.csv``; the first four and ``eps50`` also ``.tex``). A table
     with nothing measured is written with its header only.
 
     Args:
@@ -214,6 +215,8 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
             "tab:eps50",
         ),
     )
+    save("corruption_dice", stats.corruption_dice)
+    save("corruption_summary", stats.corruption_summary)
     save("throughput", stats.throughput)
     save("stages", stats.stages)
     path = run_dir / "summary.json"

@@ -417,3 +417,81 @@ def fgsm_panel(path: Path, max_images: int = 4) -> tuple[str, float | None]:
     # The paper lays an example out as a row: one row per image, one column per picture.
     tiles = [[pictures[r] for _, pictures in columns] for r in range(k)]
     return _image_grid(tiles, col_labels=[title for title, _ in columns], tile_in=1.6), eps
+
+
+def corruption_heatmaps(dice: pd.DataFrame, labels: dict[str, str]) -> str | None:
+    """A severity-by-corruption heat map of mean Dice per pipeline (rows) and vendor (columns).
+
+    Args:
+        dice: :func:`reports.corruption_tables.corruption_dice` (severity 0 is the uncorrupted image).
+        labels: scenario name -> row title, in the order to draw.
+
+    Returns:
+        Inline SVG (each cell printed with its Dice), or None when no corruption was measured.
+    """
+    if dice.empty:
+        return None
+    scenarios = [s for s in labels if (dice["scenario"] == s).any()]
+    vendors = list(dict.fromkeys(dice["vendor"]))
+    corruptions = sorted(dict.fromkeys(dice["corruption"]))
+    severities = sorted(int(s) for s in dict.fromkeys(dice["severity"]))
+    cell_w, cell_h = 0.34 * len(severities) + 1.2, 0.24 * len(corruptions) + 0.7
+    with matplotlib.rc_context({**_RC, "axes.grid": False}):
+        fig = _new_figure(cell_w * len(vendors) + 0.8, cell_h * len(scenarios) + 0.4)
+        axes = fig.subplots(len(scenarios), len(vendors), squeeze=False)
+        image = None
+        for r, scenario in enumerate(scenarios):
+            named = False  # corruption names go left of a row's first measured grid
+            for c, vendor in enumerate(vendors):
+                ax = axes[r][c]
+                sub = dice[(dice["scenario"] == scenario) & (dice["vendor"] == vendor)]
+                if sub.empty:  # e.g. a translator on the source vendor
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+                    continue
+                grid = sub.pivot(index="corruption", columns="severity", values="dice_mean").reindex(
+                    index=corruptions, columns=severities
+                )
+                values = grid.to_numpy(dtype=float)
+                image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+                for (i, j), value in np.ndenumerate(values):
+                    if np.isfinite(value):
+                        colour = "black" if value > 0.6 else "white"
+                        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color=colour)
+                ax.set_xticks(range(len(severities)), [str(s) for s in severities])
+                ax.set_yticks(range(len(corruptions)), [] if named else [_plain(n) for n in corruptions])
+                named = True
+                ax.tick_params(length=0)
+                ax.set_title(_plain(f"{labels[scenario]} / {vendor}"), fontsize=8)
+                if r == len(scenarios) - 1:
+                    ax.set_xlabel("severity (0 = uncorrupted)")
+        fig.colorbar(image, ax=axes, shrink=0.6, label="Dice")
+        return figure_to_svg(fig)
+
+
+def corruption_panel(paths: list[tuple[str, Path]]) -> str:
+    """Example images of one pipeline on one vendor: a row per corruption, the same image at the
+    severities stored (0, 1, 3, 5) with the pipeline's prediction overlaid, and the ground truth.
+
+    Args:
+        paths: (corruption, ``figures/corruption_<scenario>_<vendor>_<corruption>.npz``) pairs, in row order.
+
+    Returns:
+        A PNG data URI.
+
+    Raises:
+        DataError: a file cannot be read or lacks an array.
+    """
+    tiles, names, severities = [], [], None
+    for corruption, path in paths:
+        a = load_panel(path, ("images", "predictions"))
+        if "label" not in a or "severities" not in a:
+            raise DataError(f"{path}: lacks array 'label' or 'severities'")
+        row = [overlay(img, pred) for img, pred in zip(a["images"], a["predictions"], strict=True)]
+        tiles.append([*row, overlay(a["images"][0], a["label"])])
+        names.append(corruption)
+        severities = [int(s) for s in np.ravel(a["severities"])]
+    if len({len(row) for row in tiles}) > 1:
+        raise DataError("corruption panel files hold different numbers of severities")
+    titles = ["clean" if s == 0 else f"severity {s}" for s in severities or []]
+    return _image_grid(tiles, row_labels=names, col_labels=[*titles, "ground truth"], tile_in=1.1)

@@ -21,7 +21,7 @@ def vendor_order(run: Run) -> list[str]:
     vendors = config.get("vendors") or {}
     listed = [vendors.get("source"), *(vendors.get("targets") or [])]
     seen = set()
-    for frame in (run.segmentation, run.fgsm):
+    for frame in (run.segmentation, run.fgsm, run.corruption):
         if "vendor" in frame:
             seen.update(str(v) for v in frame["vendor"].dropna())
     roles = {}

@@ -26,6 +26,7 @@ from unetgan_bench.reports import figures, rundir
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.cellstats import METRIC_LABELS
 from unetgan_bench.reports.collect import Run, load_run
+from unetgan_bench.reports.corruption_tables import reference_pipeline, severity_levels
 from unetgan_bench.reports.exports import write_exports
 from unetgan_bench.reports.ordering import scenario_label, scenario_order, vendor_order
 from unetgan_bench.reports.paper import paper_recovery
@@ -51,6 +52,7 @@ SECTIONS = (
     ("translation", "Translation examples (Fig. 4/5)"),
     ("gallery", "Style gallery"),
     ("fgsm", "Adversarial attacks (FGSM)"),
+    ("corruptions", "Natural corruptions (MRI-C)"),
     ("throughput", "Throughput and wall time"),
     ("config", "Suite configuration"),
 )
@@ -313,6 +315,75 @@ def _fgsm(stats: RunStats) -> dict[str, Any] | None:
     return {"chart": _svg(figures.fgsm_chart(curves)), "eps50": rows}
 
 
+def _corruptions(stats: RunStats) -> dict[str, Any] | None:
+    """The corruption section: the severity table, the summary per pipeline and vendor, the heat map and
+    the example panels (``reports.corruption_tables``)."""
+    dice, table = stats.corruption_dice, stats.corruption_summary
+    if stats.run.corruption.empty:
+        return None
+    number = fmt.format_number
+    rows = [
+        {
+            "scenario": scenario_label(r["scenario"]),
+            "vendor": r["vendor"],
+            "dice_clean": number(r["dice_clean"]),
+            "mean_dice": number(r["mean_corruption_dice"]),
+            "mce": fmt.format_percent(None if math.isnan(r["mce"]) else r["mce"], 0),
+            "relative_mce": fmt.format_percent(None if math.isnan(r["relative_mce"]) else r["relative_mce"], 0),
+            "worst": f"{r['worst_corruption']} ({number(r['worst_corruption_dice'])})"
+            if isinstance(r["worst_corruption"], str)
+            else fmt.MISSING,
+            "failed": f"failed training: {r['n_failed']} seed(s) left out" if r["n_failed"] else "",
+            "oracle": "oracle" if "oracle" in str(r["selection"]).split("+") else "",
+        }
+        for _, r in table.iterrows()
+    ]
+    levels = severity_levels(stats.run.corruption)  # settings, known even where a training failed
+    severities = [c for c in levels.columns if c.startswith("severity ")]
+    return {
+        "summary": rows,
+        "reference": scenario_label(reference_pipeline(stats.run)),
+        "levels": {
+            "columns": severities,
+            "rows": [
+                {
+                    "corruption": r["corruption"],
+                    "unit": str(r["level_unit"] or ""),
+                    "levels": [fmt.format_number(r[c], 3) for c in severities],
+                }
+                for _, r in levels.iterrows()
+            ],
+        },
+        "heatmap": _svg(
+            figures.corruption_heatmaps(dice, {s: scenario_label(s) for s in scenario_order(dice["scenario"])})
+        ),
+        "panels": _corruption_panels(stats.run),
+    }
+
+
+def _corruption_panels(run: Run) -> list[dict[str, Any]]:
+    """One example figure per (pipeline, vendor), rows the corruptions, in report order."""
+    grouped: dict[tuple[str, str], list[tuple[str, Path]]] = {}
+    for scenario, vendor, corruption, path in rundir.corruption_panel_files(run.path):
+        grouped.setdefault((scenario, vendor), []).append((corruption, path))
+    vendors = {v: i for i, v in enumerate(vendor_order(run))}
+    scenarios = {s: i for i, s in enumerate(scenario_order([s for s, _ in grouped]))}
+    panels = []
+    for (scenario, vendor), paths in sorted(
+        grouped.items(), key=lambda kv: (scenarios[kv[0][0]], vendors.get(kv[0][1], len(vendors)))
+    ):
+        title = f"{scenario_label(scenario)} on {vendor}" if scenario else ", ".join(p.name for _, p in paths)
+        panel = {"title": title, "uri": None, "error": None}
+        try:
+            if not scenario:
+                raise DataError("not a readable corruption panel file")
+            panel["uri"] = figures.corruption_panel(paths)
+        except DataError as exc:
+            panel["error"] = f"could not be drawn: {exc}"
+        panels.append(panel)
+    return panels
+
+
 def _throughput(stats: RunStats) -> dict[str, Any] | None:
     table = stats.throughput
     if table.empty:
@@ -360,6 +431,7 @@ def report_context(stats: RunStats) -> dict[str, Any]:
         "gallery": _gallery(run),
         "fgsm": _fgsm(stats),
         "fgsm_panels": _fgsm_panels(run),
+        "corruptions": _corruptions(stats),
         "throughput": _throughput(stats),
         "stages": _stages(stats),
         "config": json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,

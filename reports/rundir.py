@@ -34,7 +34,7 @@ RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
 PER_IMAGE = "per_image"
 FIGURES = "figures"
-KINDS = ("segmentation", "fgsm", "throughput")
+KINDS = ("segmentation", "fgsm", "corruption", "throughput")
 
 # Throughput settings, under one name each, and the measurements of a throughput row.
 THROUGHPUT_SETTINGS = ("pipeline", "batch_size", "size_px", "precision", "channels_last", "compile")
@@ -66,6 +66,7 @@ _TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "int": (_is_int, "an integer"),
     "int?": (_optional(_is_int), "an integer or null"),
     "number": (_is_number, "a number"),
+    "number?": (_optional(_is_number), "a number or null"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),
     "bool?": (_optional(lambda v: isinstance(v, bool)), "true, false or null"),
     "object": (lambda v: isinstance(v, dict), "an object"),
@@ -101,6 +102,15 @@ _CELL = {
 FIELDS = {
     "segmentation": {**_COMMON, **_CELL, "per_image": "str?", "fast_path_check": "object?"},
     "fgsm": {**_COMMON, **_CELL, "attack": "str", "eps": "number", "target": "str?", "attack_note": "str?"},
+    # ``level`` is the corruption's physical parameter at ``severity`` (null at 0, the uncorrupted reference).
+    "corruption": {
+        **_COMMON,
+        **_CELL,
+        "corruption": "str",
+        "severity": "int",
+        "level": "number?",
+        "level_unit": "str?",
+    },
     "throughput": {
         **_COMMON,
         "pipeline": "str",
@@ -124,6 +134,8 @@ _OPTIONAL_FIELDS = {
     "attack_note",
     "status",
     "status_reason",
+    "level",
+    "level_unit",
 }
 
 
@@ -323,6 +335,27 @@ def read_per_image(run_dir: Path | str, relative: str) -> pd.DataFrame | None:
 def fgsm_panel_path(run_dir: Path | str, scenario: str, vendor: str) -> Path:
     """Where the runner saves the Fig. 1 panel data of one attacked (scenario, vendor)."""
     return Path(run_dir) / FIGURES / f"fgsm_{scenario}_{vendor}.npz"
+
+
+def corruption_panel_path(run_dir: Path | str, scenario: str, vendor: str, corruption: str) -> Path:
+    """Where the runner saves the example images of one (pipeline, vendor, corruption) cell."""
+    return Path(run_dir) / FIGURES / f"corruption_{scenario}_{vendor}_{corruption}.npz"
+
+
+def corruption_panel_files(run_dir: Path | str) -> list[tuple[str, str, str, Path]]:
+    """(scenario, vendor, corruption, path) of every corruption panel file of a run, sorted by path.
+
+    The tags are read from the file; a file that cannot be read gets empty scenario and vendor and its
+    name as corruption, so the report says it could not be drawn instead of leaving it out.
+    """
+    found = []
+    for path in sorted((Path(run_dir) / FIGURES).glob("corruption_*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                found.append((str(data["scenario"]), str(data["vendor"]), str(data["corruption"]), path))
+        except (OSError, ValueError, KeyError):
+            found.append(("", "", path.stem, path))
+    return found
 
 
 def fgsm_panel_files(run_dir: Path | str, scenarios: list[str]) -> list[tuple[str, str, Path]]:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from unetgan_bench.reports.cellstats import segmentation_stats
 from unetgan_bench.reports.collect import Run
+from unetgan_bench.reports.corruption_tables import corruption_dice, corruption_summary
 from unetgan_bench.reports.fgsm_tables import eps50_table, fgsm_curves
 from unetgan_bench.reports.recovery import recovery_table
 from unetgan_bench.reports.throughput_tables import stage_table, throughput_table
@@ -54,6 +55,16 @@ class RunStats:
     def eps50(self) -> pd.DataFrame:
         """:func:`reports.fgsm_tables.eps50_table` of the run's attack curves."""
         return eps50_table(self.run, self.fgsm_curves)
+
+    @functools.cached_property
+    def corruption_dice(self) -> pd.DataFrame:
+        """:func:`reports.corruption_tables.corruption_dice` of the run."""
+        return corruption_dice(self.run)
+
+    @functools.cached_property
+    def corruption_summary(self) -> pd.DataFrame:
+        """:func:`reports.corruption_tables.corruption_summary` of the run's corruption Dice."""
+        return corruption_summary(self.run, self.corruption_dice)
 
     @functools.cached_property
     def throughput(self) -> pd.DataFrame:
