@@ -139,7 +139,7 @@ def code_version() -> tuple[str | None, str | None]:
 
 
 # -- client side -------------------------------------------------------------------------------------------------
-def _write_probe(root: Path, token: str) -> Path:
+def write_probe(root: Path, token: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / f".dask-probe-{token}"
     path.write_text(token, encoding="utf-8")
@@ -173,7 +173,7 @@ def check_workers(client, store_root: Path, needs: dict[str, float]) -> int:
                 f'start workers with --resources "{name}={amount:g}" (docs/dask.md)'
             )
     token = uuid.uuid4().hex
-    probe = _write_probe(store_root, token)
+    probe = write_probe(store_root, token)
     try:
         seen = client.run(_sees_probe, str(store_root / f".dask-probe-{token}"), token)
     finally:
