@@ -124,6 +124,44 @@ def test_a_worker_killed_during_a_training_still_ends_in_a_complete_run(address,
     assert not (tmp_path / "run" / "logs" / "errors.log").exists()
 
 
+BROKEN_PLUGIN = """
+from unetgan_core.scenarios import SCENARIOS, Scenario
+from unetgan_core.training.augment import VARIANTS
+
+
+@VARIANTS.register("broken_aug")
+def broken(x, settings, gen):
+    raise RuntimeError("broken augmentation")
+
+
+SCENARIOS.add("broken", Scenario("broken", "broken_aug", None, "a Unet whose training always raises"))
+"""
+
+
+def test_a_training_that_raises_fails_only_the_cells_that_need_it(address, tmp_path, monkeypatch) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "dask_broken_plugin.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(plugins))
+    with distributed.Client(address) as client:  # the workers import the suite's plugin from there too
+        client.run(lambda: __import__("sys").path.insert(0, str(plugins)))
+    text = tiny_text(scenarios=("clean", "broken")).replace(
+        "seeds = [0]", 'seeds = [0]\nplugins = ["dask_broken_plugin"]'
+    )
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(text, encoding="utf-8")
+
+    assert _run_dask(address, suite, tmp_path / "run", tmp_path / "store") == 1
+
+    assert sorted((r["scenario"], r["vendor"]) for r in _rows(tmp_path / "run")) == [
+        ("clean", "philips"),
+        ("clean", "siemens"),
+    ]
+    log = (tmp_path / "run" / "logs" / "errors.log").read_text(encoding="utf-8")
+    assert log.count("--- segmentation") == 2 and 'raise RuntimeError("broken augmentation")' in log
+    assert "Traceback" in log
+
+
 def test_an_interrupted_client_leaves_a_run_that_resumes(address, tmp_path, monkeypatch, capsys) -> None:
     suite = _tiny(tmp_path)
     record = Runner.record
