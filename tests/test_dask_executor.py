@@ -138,6 +138,7 @@ SCENARIOS.add("broken", Scenario("broken", "broken_aug", None, "a Unet whose tra
 """
 
 
+@pytest.mark.slow
 def test_a_training_that_raises_fails_only_the_cells_that_need_it(address, tmp_path, monkeypatch) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
