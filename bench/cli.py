@@ -41,6 +41,17 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         help="models trained at once in worker processes (default: CPU cores / [suite] train_threads; 1 on a GPU)",
     )
+    run.add_argument(
+        "--executor",
+        choices=("local", "dask"),
+        default="local",
+        help="local: a process pool on this machine (default); dask: a Dask cluster (docs/dask.md)",
+    )
+    run.add_argument(
+        "--scheduler",
+        help="Dask scheduler address, e.g. tcp://head:8786 (default $UNETGAN_DASK_SCHEDULER; "
+        "without either, a local Dask cluster of --jobs workers)",
+    )
     run.add_argument("--no-report", action="store_true", help="skip the HTML report")
     run.add_argument(
         "--allow-mixed-commits",
@@ -100,16 +111,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs(str(resolve_device(device)), suite.suite.train_threads)
     out = args.out or Path("runs") / suite.name
     start = time.perf_counter()
-    result = run_suite(
-        suite,
-        out,
-        device=device,
-        store=ArtifactStore(args.cache),
-        progress=not args.quiet,
-        report=not args.no_report,
-        jobs=jobs,
-        allow_mixed_commits=args.allow_mixed_commits,
-    )
+    store = ArtifactStore(args.cache)
+    with _executor(args, store, str(resolve_device(device)), suite.suite.train_threads, jobs) as executor:
+        result = run_suite(
+            suite,
+            out,
+            device=device,
+            store=store,
+            progress=not args.quiet,
+            report=not args.no_report,
+            jobs=jobs,
+            allow_mixed_commits=args.allow_mixed_commits,
+            executor=executor,
+        )
     minutes = (time.perf_counter() - start) / 60
     print(
         f"measured {result.measured} cells ({result.skipped} already done) in {minutes:.1f} min; results: {out / 'results.jsonl'}"
@@ -120,6 +134,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(result.failed)} cell(s) failed; see {out / 'logs' / 'errors.log'}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _executor(args: argparse.Namespace, store, device: str, train_threads: int, jobs: int):
+    """The run's executor as a context: None (the local one) or a checked Dask executor (``bench.dask_executor``)."""
+    import contextlib
+
+    if args.executor == "local":
+        if args.scheduler:
+            raise UserError("--scheduler: only with --executor dask")
+        return contextlib.nullcontext(None)
+    try:
+        import distributed  # noqa: F401  (an optional extra)
+    except ImportError as exc:
+        raise UserError(f"--executor dask needs Dask: pip install 'unetgan-bench[dask]' ({exc})") from None
+    from unetgan_bench.bench import dask_executor
+
+    address = dask_executor.scheduler_address(args.scheduler)
+    return dask_executor.connect(address, store.root, device, train_threads, jobs)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -90,6 +90,7 @@ def write(
     *,
     device: str,
     jobs: int,
+    executor: str = "local",
     stages: dict[str, float],
     source,
     artifact_store: Path,
@@ -105,6 +106,7 @@ def write(
         suite: the parsed suite.
         device: the resolved torch device of the run.
         jobs: training worker processes.
+        executor: what ran the tasks: ``local`` or ``dask (<scheduler>)`` (``bench.runner.Executor.name``).
         stages: seconds spent per stage so far.
         source: the opened data source (is it synthetic, which subjects it skipped).
         artifact_store: the artifact store's root folder.
@@ -131,6 +133,7 @@ def write(
         "machine": code["machine"],
         "threads": code["machine"]["threads"],
         "jobs": jobs,
+        "executor": executor,
         "stages": {k: round(v, 3) for k, v in stages.items()},
         "data_source": suite.data_source,
         "synthetic": bool(getattr(source, "synthetic", False)),

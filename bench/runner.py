@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -79,6 +79,64 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 @dataclasses.dataclass
+class Measured:
+    """What measuring one cell gives, before anything is written: its rows, and the per-image scores (a
+    segmentation cell) or panel data (an FGSM cell's Fig. 1 panels, a corruption cell's examples) that go with them."""
+
+    rows: list[dict[str, Any]]
+    per_image: Any = None  # pandas DataFrame
+    panels: dict[str, Any] | None = None
+    panel_path: str | None = None  # where ``panels`` go, relative to the run folder
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What an executor did with a run's cells: failed cells (one line each) and failed-training reasons."""
+
+    failed: list[str] = dataclasses.field(default_factory=list)
+    unhealthy: set[str] = dataclasses.field(default_factory=set)
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Note the failed-training status of a recorded cell's rows."""
+        self.unhealthy.update(r["status_reason"] for r in rows if r.get("status") == FAILED_TRAINING)
+
+
+class Executor(Protocol):
+    """Trains what a run's cells need and measures them (``LocalExecutor``; ``bench.dask_executor``)."""
+
+    name: str
+
+    def execute(self, runner: Runner, cells: list[Task]) -> Outcome:
+        """Measure ``cells``, recording each through ``runner.record`` or ``runner.log_failure``."""
+        ...
+
+
+@dataclasses.dataclass
+class LocalExecutor:
+    """Trainings ``jobs`` at a time in a local process pool (``bench.parallel``), then cells one by one here."""
+
+    jobs: int = 1
+    name: str = "local"
+
+    def execute(self, runner: Runner, cells: list[Task]) -> Outcome:
+        runner.train_for(cells)
+        outcome = Outcome()
+        bar = tqdm(cells, desc=f"{runner.suite.name}: cells", unit="cell", disable=not runner.progress)
+        for task in bar:
+            bar.set_postfix_str(f"{task.kind} {task.config.get('scenario', '')} {task.config.get('vendor', '') or ''}")
+            try:
+                measured = runner.measure(task)
+            except UserError:
+                raise
+            except Exception as exc:  # one broken cell must not lose the others; the run exits 1
+                details = getattr(exc, "details", None) or traceback.format_exc()
+                outcome.failed.append(runner.log_failure(task, f"{type(exc).__name__}: {exc}", details))
+                continue
+            outcome.add(runner.record(measured))
+        return outcome
+
+
+@dataclasses.dataclass
 class RunResult:
     run_dir: Path
     report: Path | None
@@ -91,10 +149,18 @@ class Runner:
     """Executes a plan; holds the data and models loaded so far (per process)."""
 
     def __init__(
-        self, suite: Suite, run_dir: Path, device: str, store: ArtifactStore, progress: bool, jobs: int = 1
+        self,
+        suite: Suite,
+        run_dir: Path,
+        device: str,
+        store: ArtifactStore,
+        progress: bool,
+        jobs: int = 1,
+        executor: Executor | None = None,
     ) -> None:
         self.suite = suite
         self.jobs = jobs
+        self.executor = executor or LocalExecutor(jobs)
         self.run_dir = run_dir
         self.device = device
         self.store = store
@@ -152,7 +218,11 @@ class Runner:
 
     def train_for(self, cells: list[Task]) -> None:
         """Train the models ``cells`` need, ``jobs`` at a time (``bench.parallel``); failures are kept for the cells."""
-        self._failed = parallel.train_missing(self, cells, self.jobs)
+        self.note_failures(parallel.train_missing(self, cells, self.jobs))
+
+    def note_failures(self, failures: dict[str, parallel.TrainingFailure]) -> None:
+        """Remember trainings that failed in another process; ``artifact`` raises them for the cells that need them."""
+        self._failed.update(failures)
 
     def model(self, key: str):
         """The network of task ``key``, loaded once per process: a trained Unet or generator (trained first if
@@ -221,9 +291,11 @@ class Runner:
             self.stages[stage] = self.stages.get(stage, 0.0) + time.perf_counter() - start
 
     # -- cells --------------------------------------------------------------------------
-    def measure(self, task: Task) -> list[dict[str, Any]]:
-        """The rows of one cell (``bench.rows``): one per segmentation cell, per eps, per corruption severity,
-        per throughput setting."""
+    def measure(self, task: Task) -> Measured:
+        """The rows of one cell (``bench.rows``: one per segmentation cell, per eps, per corruption severity,
+        per throughput setting) and
+        the files that go with them; writes nothing, so any process may measure and this run's process
+        ``record`` it."""
         cfg = task.config
         resolved = resolved_config(self.plan, task)
 
@@ -233,7 +305,7 @@ class Runner:
         if task.kind == "throughput":
             with self.timed("throughput"):
                 measured = steps.measure_throughput(task, self.device)
-            return [row(*rundir.throughput_fields(r)) for r in measured]
+            return Measured([row(*rundir.throughput_fields(r)) for r in measured])
 
         pipeline = self.pipeline(cfg["pipeline"])
         test = self.data(cfg["test"])
@@ -251,36 +323,60 @@ class Runner:
             with self.timed("evaluation"):
                 per_image, metrics = steps.evaluate_segmentation(pipeline, test, cfg)
             relative = f"{rundir.PER_IMAGE}/{task.key}.csv"
-            path = self.run_dir / relative
-            path.parent.mkdir(exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            per_image.to_csv(tmp, index=False)
-            tmp.replace(path)
             check = metrics.pop("fast_path")
-            return [row({**cell, "per_image": relative, "fast_path_check": check}, metrics)]
+            return Measured([row({**cell, "per_image": relative, "fast_path_check": check}, metrics)], per_image)
         if task.kind == "corruption":
             return self._measure_corruption(pipeline, test, cfg, row, cell)
         with self.timed("attacks"):
             rows, panels = steps.evaluate_attack(pipeline, test, cfg)
-        if panels is not None:
-            tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"]}
-            steps.save_panels(rundir.fgsm_panel_path(self.run_dir, **tags), {**panels, **tags})
-        return [
-            row({**cell, **{k: r[k] for k in ("attack", "eps", "target", "attack_note")}}, r["metrics"]) for r in rows
-        ]
+        tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"]}
+        return Measured(
+            [
+                row({**cell, **{k: r[k] for k in ("attack", "eps", "target", "attack_note")}}, r["metrics"])
+                for r in rows
+            ],
+            panels=None if panels is None else {**panels, **tags},
+            panel_path=str(rundir.fgsm_panel_path("", **tags)),
+        )
 
-    def _measure_corruption(
-        self, pipeline, test, cfg: dict[str, Any], row, cell: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def record(self, measured: Measured) -> list[dict[str, Any]]:
+        """Write a measured cell into the run folder: its per-image CSV and panels, then its rows (last, so a
+        cell with a row always has its files); returns the rows."""
+        if measured.per_image is not None:
+            path = self.run_dir / measured.rows[0]["per_image"]
+            path.parent.mkdir(exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            measured.per_image.to_csv(tmp, index=False)
+            tmp.replace(path)
+        if measured.panels is not None:
+            steps.save_panels(self.run_dir / measured.panel_path, measured.panels)
+        self.results.append(measured.rows)
+        return measured.rows
+
+    def log_failure(self, task: Task, error: str, details: str) -> str:
+        """Note a cell that failed with ``error`` (one line) in ``logs/errors.log`` with ``details`` (a
+        traceback) and on stderr; returns the line for ``RunResult.failed``."""
+        line = f"{task.kind} {task.key}: {error}"
+        log = self.run_dir / "logs" / "errors.log"
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"--- {task.kind} {task.key} {json.dumps(task.config, sort_keys=True)}\n")
+            f.write(details)
+        tqdm.write(f"error: {line} (traceback in {log})")
+        return line
+
+    def _measure_corruption(self, pipeline, test, cfg: dict[str, Any], row, cell: dict[str, Any]) -> Measured:
         """The rows of a ``corruption`` cell (one per severity); the first measured seed's cells keep panels."""
         with self.timed("corruptions"):
             rows, panels = steps.evaluate_corruption(pipeline, test, cfg)
         section = self.suite.corruptions
+        keys = ("corruption", "severity", "level", "level_unit")
+        measured = Measured([row({**cell, **{k: r[k] for k in keys}}, r["metrics"]) for r in rows])
         if panels is not None and cfg["replicate"] == (section.seeds or self.suite.suite.seeds)[0]:
             tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"], "corruption": cfg["corruption"]}
-            steps.save_panels(rundir.corruption_panel_path(self.run_dir, **tags), {**panels, **tags})
-        keys = ("corruption", "severity", "level", "level_unit")
-        return [row({**cell, **{k: r[k] for k in keys}}, r["metrics"]) for r in rows]
+            measured.panels = {**panels, **tags}
+            measured.panel_path = str(rundir.corruption_panel_path("", **tags))
+        return measured
 
     def check_code(self, rows: list[dict[str, Any]], allow_mixed_commits: bool) -> None:
         """Refuse to add rows measured at another commit (or dirty state) than ``rows``, unless allowed.
@@ -310,28 +406,9 @@ class Runner:
         if todo:
             self.check_code(existing, allow_mixed_commits)
         self.write_manifest(finished=None)
-        self.train_for(todo)
-        failed: list[str] = []
-        unhealthy: set[str] = set()
-        bar = tqdm(todo, desc=f"{self.suite.name}: cells", unit="cell", disable=not self.progress)
-        for task in bar:
-            bar.set_postfix_str(f"{task.kind} {task.config.get('scenario', '')} {task.config.get('vendor', '') or ''}")
-            try:
-                rows = self.measure(task)
-            except UserError:
-                raise
-            except Exception as exc:  # one broken cell must not lose the others; the run exits 1
-                failed.append(f"{task.kind} {task.key}: {type(exc).__name__}: {exc}")
-                log = self.run_dir / "logs" / "errors.log"
-                log.parent.mkdir(exist_ok=True)
-                with open(log, "a", encoding="utf-8") as f:
-                    f.write(f"--- {task.kind} {task.key} {json.dumps(task.config, sort_keys=True)}\n")
-                    f.write(getattr(exc, "details", None) or traceback.format_exc())
-                tqdm.write(f"error: {failed[-1]} (traceback in {log})")
-                continue
-            self.results.append(rows)
-            unhealthy.update(r["status_reason"] for r in rows if r.get("status") == FAILED_TRAINING)
-        for reason in sorted(unhealthy):
+        outcome = self.executor.execute(self, todo)
+        failed = outcome.failed
+        for reason in sorted(outcome.unhealthy):
             tqdm.write(f"warning: failed training ({reason}); its cells are marked failed_training in the report")
         if not todo:
             tqdm.write(f"all {len(cells)} cells already measured in {self.run_dir}")
@@ -346,6 +423,7 @@ class Runner:
             self.suite,
             device=self.device,
             jobs=self.jobs,
+            executor=self.executor.name,
             stages=self.stages,
             source=self.source,
             artifact_store=self.store.root,
@@ -365,11 +443,13 @@ def run_suite(
     report: bool = True,
     jobs: int = 1,
     allow_mixed_commits: bool = False,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Run ``suite`` into ``run_dir`` (resuming what is there) and render its report.
 
     ``jobs`` trainings run at once in worker processes (``bench.parallel``); 1 trains each model
-    in this process when a cell first needs it. The results are the same either way.
+    in this process when a cell first needs it. ``executor`` replaces that local executor, e.g. by a
+    ``bench.dask_executor.DaskExecutor``. The results are the same either way.
     ``allow_mixed_commits`` lets a resumed run add rows at another commit than the folder's
     rows (``Runner.check_code``).
     """
@@ -378,7 +458,7 @@ def run_suite(
     resolved = str(resolve_device(device))
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        runner = Runner(suite, run_dir, resolved, store or ArtifactStore(), progress, jobs)
+        runner = Runner(suite, run_dir, resolved, store or ArtifactStore(), progress, jobs, executor)
         previous = rundir.read_manifest(run_dir)
         if previous and previous.get("suite_config") != suite.resolved():
             raise UserError(f"{run_dir}: holds a run of a different suite configuration; use another --out folder")
