@@ -113,6 +113,11 @@ def _header(run: Run) -> list[tuple[str, str]]:
             if (skipped := m.get("skipped_subjects"))
             else []
         ),
+        *(
+            [("labels left out", "; ".join(f"{subject}: {reason}" for subject, reason in unused))]
+            if (unused := m.get("unused_labels"))
+            else []
+        ),
         *_audited(m.get("audited") or {}),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
