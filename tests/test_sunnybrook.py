@@ -7,6 +7,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from unetgan_bench.bench.cli import EXIT_OK, main
 from unetgan_core.data.sources import DataSource, create_source
 from unetgan_core.data.sunnybrook import (
     SunnybrookSource,
@@ -213,3 +214,9 @@ def _write_dicom(path: Path, number: int) -> None:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = (np.arange(48 * 48, dtype=np.uint16) % 97 * number).tobytes()
     ds.save_as(path, enforce_file_format=True)
+
+
+@needs_data
+def test_validate_prints_the_labels_left_out(capsys):
+    assert main(["validate", "sunnybrook", "--data-root", str(ROOT)]) == EXIT_OK
+    assert "warning: labels left out for SCD0000501: 9 epicardial contour(s)" in capsys.readouterr().out
