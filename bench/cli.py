@@ -170,6 +170,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print("  " + ", ".join(f"{n} {k} task(s)" for k, n in counts.items()))
     for (vendor, split), ref in sorted(plan.data.items()):
         print(f"  {vendor:>10} {split:<5} {len(ref.subjects)} subjects")
+    for subject, reason in getattr(source, "unused_labels", []):
+        print(f"  warning: labels left out for {subject}: {reason}")
     return EXIT_OK
 
 

@@ -140,6 +140,8 @@ def write(
         "oracle": suite.scenarios.selection == "oracle",
         # Real-data sources with skip_bad = true leave out unreadable subjects: say which and why.
         "skipped_subjects": [list(item) for item in getattr(source, "skipped", [])],
+        # Annotations a source found inconsistent and did not use (e.g. Sunnybrook contour pairs): which and why.
+        "unused_labels": [list(item) for item in getattr(source, "unused_labels", [])],
         "artifact_store": str(artifact_store),
         "hostname": platform.node(),
         "audited": audited or {"models": {}, "plugins": []},

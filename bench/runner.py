@@ -414,6 +414,8 @@ class Runner:
             tqdm.write(f"all {len(cells)} cells already measured in {self.run_dir}")
         for subject, reason in getattr(self.source, "skipped", []):
             tqdm.write(f"skipped subject {subject}: {reason}")
+        for subject, reason in getattr(self.source, "unused_labels", []):
+            tqdm.write(f"warning: labels left out for {subject}: {reason}")
         return RunResult(self.run_dir, None, len(todo) - len(failed), len(cells) - len(todo), failed)
 
     def write_manifest(self, finished: float | None) -> None:

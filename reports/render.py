@@ -110,15 +110,17 @@ def _header(run: Run) -> list[tuple[str, str]]:
             if (citation := ((m.get("suite_config") or {}).get("suite") or {}).get("citation"))
             else []
         ),
-        *(
-            [("skipped subjects", "; ".join(f"{subject}: {reason}" for subject, reason in skipped))]
-            if (skipped := m.get("skipped_subjects"))
-            else []
-        ),
+        *_subject_notes("skipped subjects", m.get("skipped_subjects")),
+        *_subject_notes("labels left out", m.get("unused_labels")),
         *_audited(m.get("audited") or {}),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
+
+
+def _subject_notes(title: str, items: list | None) -> list[tuple[str, str]]:
+    """One header line ``title: subject: reason; ...`` for the manifest's ``[subject, reason]`` pairs, or none."""
+    return [(title, "; ".join(f"{subject}: {reason}" for subject, reason in items))] if items else []
 
 
 def _audited(audited: dict[str, Any]) -> list[tuple[str, str]]:

@@ -67,6 +67,16 @@ def test_a_version_1_run_is_reported_and_compared(tmp_path: Path) -> None:
     assert compare_runs(run_dir, run_dir, html_path=tmp_path / "cmp.html", stream=None).exit_code == 0
 
 
+def test_the_report_header_lists_labels_a_source_left_out(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN_V1, run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["unused_labels"] = [["SCD0000501", "9 epicardial contour(s) enclose only 38%-80% of their blood pool"]]
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    html = render_report(run_dir, exports=False).read_text(encoding="utf-8")
+    assert "labels left out" in html and "SCD0000501: 9 epicardial contour(s) enclose only 38%-80%" in html
+
+
 def test_a_partial_last_line_does_not_count(tmp_path: Path) -> None:
     shutil.copytree(RUN_V1, tmp_path / "run")
     with open(tmp_path / "run" / "results.jsonl", "ab") as f:

@@ -7,10 +7,12 @@ import numpy as np
 import pydicom
 import pytest
 
+from unetgan_bench.bench.cli import EXIT_OK, main
 from unetgan_core.data.sources import DataSource, create_source
 from unetgan_core.data.sunnybrook import (
     SunnybrookSource,
     contour_labels,
+    enclosed_fraction,
     fill_contour,
     polygon_area,
     read_contour,
@@ -38,6 +40,17 @@ def test_fill_clips_to_the_image_and_ring_labels():
     labels = contour_labels(inner, outer, (8, 8))
     assert (labels == 1).sum() == 4 and (labels == 2).sum() == 21
     assert (contour_labels(inner, None, (8, 8)) == 2).sum() == 0
+
+
+def test_enclosed_fraction_of_nested_shifted_and_disjoint_contours():
+    inner = np.array([[4.0, 4.0], [8.0, 4.0], [8.0, 8.0], [4.0, 8.0]])
+    outer = np.array([[2.0, 2.0], [10.0, 2.0], [10.0, 10.0], [2.0, 10.0]])
+    assert enclosed_fraction(inner, outer) == 1.0
+    # The wall moved 2 px right: the blood pool's columns 4..5 fall outside (16 pixels, 8 outside).
+    assert enclosed_fraction(inner, outer + [4.0, 0.0]) == 0.5
+    assert enclosed_fraction(inner, outer + [20.0, 0.0]) == 0.0
+    # Negative coordinates (contours past the image edge) work too.
+    assert enclosed_fraction(inner - 30.0, outer - 30.0) == 1.0
 
 
 def test_bad_contour_file(tmp_path):
@@ -91,11 +104,44 @@ def test_sunnybrook_slices_and_tags(sunnybrook):
 
 
 @needs_data
-def test_myocardium_only_where_an_epicardial_contour_exists(sunnybrook):
+def test_myocardium_only_where_a_consistent_epicardial_contour_exists(sunnybrook):
     source, slices = sunnybrook
-    assert slices.myo_labelled.sum() == 46
+    # 46 epicardial contours; SCD0000501's nine are copies of SCD0000101's that miss its heart.
+    assert slices.myo_labelled.sum() == 46 - 9
+    assert not slices.myo_labelled[slices.subjects == "SCD0000501"].any()
     has_myo = (slices.labels == 2).any(axis=(1, 2))
     np.testing.assert_array_equal(has_myo, slices.myo_labelled)
+    [(subject, reason)] = source.unused_labels
+    assert subject == "SCD0000501" and reason.startswith("9 epicardial contour(s) (files 59, 79,")
+
+
+@needs_data
+def test_copied_epicardial_contours_are_detected_by_enclosure():
+    """The copies are byte-identical to SC-HF-I-1's; every other pair encloses all of its blood pool."""
+    for original in ("SC-HF-I-1", "SC-HF-I-2", "SC-HF-I-4", "SC-HF-I-5", "SC-HF-I-6"):
+        folder = ROOT / "contourfiles" / original
+        for outer in sorted((folder / "o-contours").glob("*.txt")):
+            inner = folder / "i-contours" / outer.name.replace("ocontour", "icontour")
+            fraction = enclosed_fraction(read_contour(inner), read_contour(outer))
+            if original == "SC-HF-I-6":
+                assert outer.read_bytes() == (ROOT / "contourfiles/SC-HF-I-1/o-contours" / outer.name).read_bytes()
+                assert fraction < 0.85, outer.name
+            else:
+                assert fraction >= 0.99, f"{original}/{outer.name}"
+
+
+def test_an_epicardium_beside_the_blood_pool_is_listed_and_left_out(tmp_path):
+    """A synthetic patient (one DICOM frame per phase): the ES epicardium misses the blood pool."""
+    root = _tiny_sunnybrook(tmp_path, shift_es_epicardium=12.0)
+    source = SunnybrookSource(root, pixel_mm=2.0, size_px=32, cache_dir=tmp_path / "cache")
+    assert source.check_subject_files("SCD0000901") == 6
+    slices = source.load("ge", ["SCD0000901"])
+    assert slices.myo_labelled.tolist() == [True, False] and slices.phase.tolist() == ["ED", "ES"]
+    assert (slices.labels[1] == 2).sum() == 0 and (slices.labels[1] == 1).sum() > 0
+    [(subject, reason)] = source.unused_labels  # listed once, though checked twice
+    assert subject == "SCD0000901" and "files 2" in reason and "myocardium left unlabelled" in reason
+    clean = SunnybrookSource(_tiny_sunnybrook(tmp_path / "ok", 0.0), 2.0, 32, cache_dir=tmp_path / "cache")
+    assert clean.load("ge", ["SCD0000901"]).myo_labelled.all() and clean.unused_labels == []
 
 
 @needs_data
@@ -132,3 +178,45 @@ def test_phase_option_and_cache(tmp_path):
     )
     np.testing.assert_array_equal(first.images, again.images)
     assert len(list((tmp_path / "sunnybrook").glob("*.npz"))) == 1
+
+
+def _tiny_sunnybrook(tmp_path: Path, shift_es_epicardium: float) -> Path:
+    """A one-patient Sunnybrook layout: files 1 (ED, larger pool) and 2 (ES), 48 x 48 px at 1.25 mm."""
+    root = tmp_path / "sb"
+    (root / "dicoms" / "SCD0000901").mkdir(parents=True)
+    for kind in ("i", "o"):
+        (root / "contourfiles" / "SC-HF-I-9" / f"{kind}-contours").mkdir(parents=True)
+    (root / "link.csv").write_text("patient_id,original_id\nSCD0000901,SC-HF-I-9\n")
+    angles = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    for n, radius, shift in ((1, 8.0, 0.0), (2, 6.0, shift_es_epicardium)):
+        _write_dicom(root / "dicoms" / "SCD0000901" / f"{n}.dcm", n)
+        for kind, r, dx in (("i", radius, 0.0), ("o", radius + 4.0, shift)):
+            points = np.column_stack([24 + dx + r * np.cos(angles), 24 + r * np.sin(angles)])
+            path = (
+                root / "contourfiles" / "SC-HF-I-9" / f"{kind}-contours" / f"IM-0001-{n:04d}-{kind}contour-manual.txt"
+            )
+            np.savetxt(path, points, fmt="%.2f")
+    return root
+
+
+def _write_dicom(path: Path, number: int) -> None:
+    meta = pydicom.dataset.FileMetaDataset()
+    meta.MediaStorageSOPClassUID = pydicom.uid.MRImageStorage
+    meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds = pydicom.dataset.FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows = ds.Columns = 48
+    ds.PixelSpacing = [1.25, 1.25]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.CardiacNumberOfImages = 2
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = (np.arange(48 * 48, dtype=np.uint16) % 97 * number).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+@needs_data
+def test_validate_prints_the_labels_left_out(capsys):
+    assert main(["validate", "sunnybrook", "--data-root", str(ROOT)]) == EXIT_OK
+    assert "warning: labels left out for SCD0000501: 9 epicardial contour(s)" in capsys.readouterr().out

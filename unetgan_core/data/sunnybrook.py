@@ -15,6 +15,13 @@ sit on a half-pixel lattice, so many centres lie exactly on the contour; a fixed
 shift of the test points decides those ties like a half-open rule, which makes the pixel count an
 unbiased estimate of the polygon's (shoelace) area instead of counting every boundary pixel.
 
+Consistency: an epicardial contour must enclose its endocardial one (the blood pool lies inside the
+heart wall). A pair where less than ``MIN_ENCLOSED`` of the filled blood pool lies inside the filled
+epicardium is not a myocardium label: that frame keeps its blood pool but its myocardium is left
+unlabelled (not trained, not scored), and the source lists it in ``self.unused_labels``, which the run
+prints and the report shows. In the shared copy, all nine epicardial contours of SC-HF-I-6 (SCD0000501)
+are byte-identical copies of SC-HF-I-1's and enclose only 38-80% of SCD0000501's blood pool.
+
 Orientation: each frame carries its ImageOrientationPatient, from which ``preprocess`` brings it to the
 canonical in-plane arrangement (``orientation.py``); SCD0000101 is stored transposed relative to the
 other four patients.
@@ -54,6 +61,9 @@ VENDOR = "ge"
 LAYOUT = "<root>/link.csv, <root>/dicoms/<patient_id>/<n>.dcm, <root>/contourfiles/<original_id>/{i,o}-contours/"
 # Breaks ties for pixel centres exactly on the contour; far below any contour coordinate's precision.
 _TIE_SHIFT = np.array([1e-6, 0.7e-6])
+# An epicardial contour enclosing less of its blood pool than this is not used (see module docstring). Valid
+# pairs in the shared data enclose all of it; the copied SC-HF-I-6 contours at most 80%.
+MIN_ENCLOSED = 0.95
 
 
 def read_contour(path: Path) -> np.ndarray:
@@ -117,6 +127,25 @@ def contour_labels(inner: np.ndarray, outer: np.ndarray | None, shape: tuple[int
         labels[fill_contour(outer, shape) & ~blood] = MYOCARDIUM
     labels[blood] = BLOOD_POOL
     return labels
+
+
+def enclosed_fraction(inner: np.ndarray, outer: np.ndarray) -> float:
+    """The fraction of the filled ``inner`` contour's pixels whose centres lie inside the ``outer`` contour.
+
+    Args:
+        inner: ``[K, 2]`` vertices ``(x, y)`` in pixels, e.g. an endocardial contour.
+        outer: ``[M, 2]`` vertices, e.g. the epicardial contour of the same frame.
+
+    Returns:
+        A number in [0, 1]; 1 for an empty ``inner`` fill.
+    """
+    # Both on one grid spanning both polygons (an integer shift keeps the fill's tie rule).
+    both = np.vstack([inner, outer])
+    origin = np.floor(both.min(axis=0)) - 1
+    cols, rows = (np.ceil(both.max(axis=0)) - origin + 2).astype(int)
+    blood = fill_contour(inner - origin, (rows, cols))
+    wall = fill_contour(outer - origin, (rows, cols))
+    return float((blood & wall).sum() / blood.sum()) if blood.any() else 1.0
 
 
 def check_dicom_header(path: Path) -> None:
@@ -196,6 +225,9 @@ class SunnybrookSource(SubjectSource):
             self._original = {r["patient_id"].strip(): r["original_id"].strip() for r in rows}
         except (OSError, KeyError, AttributeError):
             raise DataError(f"{link}: needs columns patient_id,original_id") from None
+        # (patient, reason) for contours found inconsistent and left out (see module docstring)
+        self.unused_labels: list[tuple[str, str]] = []
+        self._checked: dict[str, list[tuple[int, Path, Path, Path | None]]] = {}
         # patient -> [(file number, dicom, i-contour, o-contour or None)]
         self._frames: dict[str, list[tuple[int, Path, Path, Path | None]]] = {}
         for patient in sorted(self._original):
@@ -227,6 +259,35 @@ class SunnybrookSource(SubjectSource):
             raise DataError(f"sunnybrook: no contoured DICOM frames for {patient} in {folder}")
         return sorted(frames)
 
+    def _labelled_frames(self, patient: str) -> list[tuple[int, Path, Path, Path | None]]:
+        """``patient``'s frames with each epicardial contour that does not enclose its endocardial one
+        replaced by None (recorded once in ``self.unused_labels``). Reads the contour files.
+
+        Raises:
+            DataError: an unreadable contour file.
+        """
+        if patient not in self._checked:
+            frames, rejected, fractions = [], [], []
+            for n, dicom, inner, outer in self._frames[patient]:
+                if outer is not None:
+                    fraction = enclosed_fraction(read_contour(inner), read_contour(outer))
+                    if fraction < MIN_ENCLOSED:
+                        rejected.append(n)
+                        fractions.append(fraction)
+                        outer = None
+                frames.append((n, dicom, inner, outer))
+            if rejected:
+                self.unused_labels.append(
+                    (
+                        patient,
+                        f"{len(rejected)} epicardial contour(s) (files {', '.join(map(str, rejected))}) enclose only "
+                        f"{min(fractions):.0%}-{max(fractions):.0%} of their blood pool (need {MIN_ENCLOSED:.0%}): "
+                        "myocardium left unlabelled there (not trained, not scored)",
+                    )
+                )
+            self._checked[patient] = frames
+        return self._checked[patient]
+
     def vendors(self) -> list[str]:
         """``["ge"]``: every Sunnybrook scan is from a GE Signa 1.5 T."""
         return [VENDOR]
@@ -237,12 +298,13 @@ class SunnybrookSource(SubjectSource):
 
     def _subject_files(self, vendor: str, subject: str) -> list[Path]:
         files = [self.root / "link.csv"]
-        for _, dicom, inner, outer in self._frames[subject]:
+        for _, dicom, inner, outer in self._labelled_frames(subject):
             files += [dicom, inner] + ([outer] if outer is not None else [])
         return files
 
     def check_subject_files(self, subject: str) -> int:
-        """Read ``subject``'s DICOM headers and contour files (cheap; see ``data/filecheck.py``).
+        """Read ``subject``'s DICOM headers and contour files (cheap; see ``data/filecheck.py``), and check
+        that each epicardial contour encloses its endocardial one (else listed in ``self.unused_labels``).
 
         Returns:
             The number of files checked.
@@ -253,11 +315,12 @@ class SunnybrookSource(SubjectSource):
             for contour in (inner, outer) if outer is not None else (inner,):
                 read_contour(contour)
             count += 2 + (outer is not None)
+        self._labelled_frames(subject)
         return count
 
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
         records = []  # (cycle frame, stack position, image, spacing, inner, outer, (row_dir, col_dir))
-        for n, dicom, inner_path, outer_path in self._frames[subject]:
+        for n, dicom, inner_path, outer_path in self._labelled_frames(subject):
             try:
                 ds = pydicom.dcmread(dicom)
                 pixels = ds.pixel_array.astype(np.float32)
