@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from unetgan_bench.bench.history import cli as history_cli
 from unetgan_core.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp_.add_argument("--gate-throughput", action="store_true", help="also fail on throughput regressions")
     cmp_.add_argument("--html", type=Path, help="where to write the comparison HTML (default NEW_DIR/comparison.html)")
+    history_cli.add_parser(sub)
     return p
 
 
@@ -189,7 +191,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return comparison.exit_code
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "history": history_cli.cmd_history,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
