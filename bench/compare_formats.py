@@ -12,7 +12,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
 from markupsafe import Markup
@@ -20,9 +20,8 @@ from markupsafe import Markup
 from unetgan_bench.reports import format as fmt
 from unetgan_core.errors import UserError
 
-if TYPE_CHECKING:
-    from unetgan_bench.bench.compare import Comparison
-
+# ``Comparison`` (bench.compare, which imports this module) is named in annotations only as text.
+Comparison = Any
 FORMATS = ("text", "markdown", "json", "junit")
 TEMPLATES = Path(__file__).resolve().parents[1] / "reports" / "templates"
 HEADER = ["kind", "key", "metric", "base", "new", "delta", "ci95", "mdd", "ratio", "status"]
