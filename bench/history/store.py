@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from unetgan_bench.bench.history.schema import PER_IMAGE, RESULTS, RUNS, open_engine, suite_hash
-from unetgan_bench.reports.collect import KEY_COLUMNS, Run, load_run
+from unetgan_bench.reports.collect import Run, load_run
 from unetgan_bench.reports.rundir import MANIFEST, THROUGHPUT_SETTINGS
 from unetgan_bench.reports.rundir import RESULTS as RESULTS_FILE
 from unetgan_bench.reports.runstats import RunStats
@@ -228,6 +228,22 @@ def metric_table(
     return table.dropna(axis=1, how="all")
 
 
+def reference_run(reference: str, db: str | Path | None = None) -> Path:
+    """The run folder ``reference`` names: a folder itself, or the ``run_id`` of a recorded run whose folder still exists."""
+    if Path(reference).is_dir():
+        return Path(reference)
+    if not reference.isdigit():
+        raise UserError(f"history check: --against {reference!r} is neither a run folder nor a recorded run id")
+    engine = open_engine(db)
+    with engine.connect() as conn:
+        run_dir = conn.execute(sa.select(RUNS.c.run_dir).where(RUNS.c.run_id == int(reference))).scalar()
+    if run_dir is None:
+        raise UserError(f"history check: no run {reference} in {db or 'the history'}")
+    if not Path(run_dir).is_dir():
+        raise UserError(f"history check: run {reference}'s folder {run_dir} no longer exists")
+    return Path(run_dir)
+
+
 def export_table(out: Path | str, db: str | Path | None = None, table: str = "results") -> Path:
     """Write one history table (``results`` with its run's commit and machine, ``per_image`` or ``runs``) for pandas.
 
@@ -254,6 +270,3 @@ def export_table(out: Path | str, db: str | Path | None = None, table: str = "re
     else:
         frame.to_csv(out, index=False)
     return out
-
-
-__all__ = ["KEY_COLUMNS", "add_run", "export_table", "metric_rows", "metric_table", "runs_table"]
