@@ -84,9 +84,7 @@ def trend_tables(
     runs = _runs(engine).set_index("run_id", drop=False)
     summary = metric_rows(db, kind="summary")
     cells = summary[summary["metric"].isin(["dice_mean", "dice_ci_low", "dice_ci_high"])]
-    points = cells.pivot_table(
-        index=["run_id", "suite", "vendor", "scenario"], columns="metric", values="value", dropna=False
-    )
+    points = cells.set_index(["run_id", "suite", "vendor", "scenario", "metric"])["value"].unstack("metric")
     points = points.reset_index().rename(
         columns={"dice_mean": "dice", "dice_ci_low": "dice_low", "dice_ci_high": "dice_high"}
     )
