@@ -137,3 +137,15 @@ def test_show_of_an_unknown_metric_is_a_user_error(tmp_path):
     store.add_run(FIXTURE, db)
     with pytest.raises(UserError, match="no stored value of 'dice_nothing'"):
         store.metric_table("dice_nothing", db)
+
+
+def test_check_against_a_recorded_run_id_or_folder(tmp_path, capsys):
+    db = tmp_path / "h.sqlite"
+    run_id = store.add_run(FIXTURE, db)
+    new = tmp_path / "new"
+    shutil.copytree(FIXTURE, new)
+    assert main(["history", "check", str(new), "--against", str(run_id), "--db", str(db), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["exit_code"] == 0
+    assert main(["history", "check", str(new), "--against", str(FIXTURE), "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert "no run 99" in _one_line_exit_2(["history", "check", str(new), "--against", "99", "--db", str(db)], capsys)
