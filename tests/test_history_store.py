@@ -79,6 +79,8 @@ def test_add_list_show_export_round_trip(tmp_path, capsys):
     shown = table[table["kind"] == "segmentation"]
     assert shown["mean"].iloc[0] == pytest.approx(expected) and shown["n_seeds"].iloc[0] == len(seg)
     assert main(["history", "show", "dice_mean", "--vendor", "siemens", "--db", str(db)]) == 0
+    eps50 = store.metric_table("eps50", db)
+    assert set(eps50["kind"]) == {"summary"} and eps50["mean"].notna().any()
 
     for suffix in (".parquet", ".csv"):
         out = tmp_path / f"results{suffix}"

@@ -218,7 +218,8 @@ def metric_table(
         UserError: no stored value matches.
     """
     rows = metric_rows(db, metric=metric, suite=suite, vendor=vendor, scenario=scenario)
-    rows = rows[rows["kind"] != "summary"]
+    if (rows["kind"] != "summary").any():  # per-seed rows where they exist; eps50 exists only as a summary
+        rows = rows[rows["kind"] != "summary"]
     if rows.empty:
         raise UserError(f"history show: no stored value of {metric!r} matches (see `unetgan-bench history list`)")
     keys = ["run_id", "commit", "started", "suite", "kind", "scenario", "vendor", "attack", "eps", "setting"]
