@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from unetgan_bench.bench.history import cli as history_cli
 from unetgan_core.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -79,8 +80,20 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="Dice threshold when the runs used different numerics (CPU model, torch kernels or build)",
     )
+    cmp_.add_argument(
+        "--dice-margin",
+        type=float,
+        help="noise-aware gate: a cell regresses when its Dice CI lies below -margin (default: the suite's [compare])",
+    )
     cmp_.add_argument("--gate-throughput", action="store_true", help="also fail on throughput regressions")
+    cmp_.add_argument(
+        "--format",
+        default="text",
+        choices=("text", "markdown", "json", "junit"),
+        help="what is printed: a text table, a Markdown summary, JSON, or JUnit XML for CI",
+    )
     cmp_.add_argument("--html", type=Path, help="where to write the comparison HTML (default NEW_DIR/comparison.html)")
+    history_cli.add_parser(sub)
     return p
 
 
@@ -199,31 +212,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from unetgan_bench.bench.compare import compare_runs
-    from unetgan_bench.reports.rundir import read_manifest
+    from unetgan_bench.bench.compare import compare_runs, recorded_thresholds
 
     # A threshold left off the command line comes from the base run's suite [compare] section,
-    # else compare_runs' default; passing None through would reject every run without the flags.
-    recorded = read_manifest(args.base_dir).get("suite_config")
-    recorded = recorded.get("compare") if isinstance(recorded, dict) else None
-    recorded = recorded if isinstance(recorded, dict) else {}
+    # else the [compare] default (bench.compare_settings).
     given = {
         "dice_drop": args.dice_drop,
         "throughput_ratio": args.throughput_ratio,
         "dice_drop_other_hardware": args.dice_drop_other_hardware,
+        "dice_margin": args.dice_margin,
     }
-    thresholds = {k: v if v is not None else recorded.get(k) for k, v in given.items()}
     comparison = compare_runs(
         args.base_dir,
         args.new_dir,
-        **{k: v for k, v in thresholds.items() if v is not None},
+        **recorded_thresholds(args.base_dir, given),
         gate_throughput=args.gate_throughput,
         html_path=args.html,
+        output_format=args.format,
     )
     return comparison.exit_code
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "report": cmd_report, "compare": cmd_compare}
+COMMANDS = {
+    "run": cmd_run,
+    "validate": cmd_validate,
+    "list": cmd_list,
+    "report": cmd_report,
+    "compare": cmd_compare,
+    "history": history_cli.cmd_history,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from unetgan_bench.bench.datasection import MissingDataRoot, parse_data, resolve_data_root  # noqa: F401  (re-exported)
+from unetgan_bench.bench.compare_settings import CompareSection
 from unetgan_bench.bench.registries import known, open_source, registry
 from unetgan_bench.bench.schema import describe, field, load_table
 from unetgan_core.corruptions.section import CorruptionSection
@@ -195,18 +196,6 @@ class FgsmSection:
     pgd_steps: int = field(10, doc="PGD iterations", ge=1, le=100_000)
     pgd_step_fraction: float = field(0.25, doc="PGD step size as a fraction of eps", gt=0.0, le=1.0)
     seeds: list[int] = field([], doc="replicate seeds to attack (default: the first suite seed)", ge=0, le=MAX_SEED)
-
-
-@dataclasses.dataclass(frozen=True)
-class CompareSection:
-    dice_drop: float = field(0.005, doc="largest allowed Dice drop per vendor and scenario", ge=0.0, le=1.0)
-    throughput_ratio: float = field(0.8, doc="smallest allowed new/base images-per-second ratio", gt=0.0, le=1000.0)
-    dice_drop_other_hardware: float = field(
-        0.05,
-        doc="largest allowed Dice drop when the two runs used different numerics (device model, torch's CPU kernels or torch build): training then takes other float paths and deterministic runs still move",
-        ge=0.0,
-        le=1.0,
-    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -86,16 +86,20 @@ def report(tmp_path_factory) -> Path:
     return render_report(run_dir, exports=False)
 
 
-def test_images_decode_and_no_script_errors(report, tmp_path):
-    probe = tmp_path / "probe.html"
-    html = report.read_text(encoding="utf-8")
-    probe.write_text(html.replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
-    done = _run(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, "dom")
+def _probe(page: Path, tmp_path: Path, name: str) -> dict:
+    """Open a copy of ``page`` with the probe script in headless Chromium; the probe's findings."""
+    probe = tmp_path / f"probe-{name}.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + PROBE, 1), encoding="utf-8")
+    done = _run(["--virtual-time-budget=10000", "--dump-dom", probe.as_uri()], tmp_path, name)
     match = re.search(r'<pre id="probe-result">(.*?)</pre>', done.stdout, re.S)
     assert match, f"probe did not run; chromium exit {done.returncode}: {done.stderr[-2000:]}"
-    result = json.loads(
+    return json.loads(
         match.group(1).replace("&quot;", '"').replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     )
+
+
+def test_images_decode_and_no_script_errors(report, tmp_path):
+    result = _probe(report, tmp_path, "dom")
     assert result["errors"] == []
     assert len(result["images"]) == 4
     for image in result["images"]:
@@ -120,3 +124,24 @@ def test_screenshot_is_not_blank_and_console_is_silent(report, tmp_path):
     # A rendered page has text, tables and a chart: a fair share of pixels that are not background.
     assert pixels.std() > 10
     assert (pixels < 200).mean() > 0.01
+
+
+def test_history_trend_page_renders_without_errors(tmp_path):
+    from unetgan_bench.bench.history.store import add_run
+    from unetgan_bench.bench.history.trend import write_trend
+
+    db = tmp_path / "h.sqlite"
+    for name, commit in (("r1", "a"), ("r2", "b")):
+        run_dir = tmp_path / name
+        shutil.copytree(FIXTURE, run_dir)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        (run_dir / "manifest.json").write_text(json.dumps({**manifest, "commit": commit * 40, "dirty": False}))
+        render_report(run_dir, exports=False)  # so the trend page has reports to link
+        add_run(run_dir, db)
+    page = write_trend(tmp_path / "trend", db)
+    result = _probe(page, tmp_path, "trend")
+    assert result["errors"] == []
+    assert len(result["svgs"]) >= 2
+    for svg in result["svgs"]:
+        assert svg["width"] > 100 and svg["height"] > 50, svg
+    assert "../r1/report.html" in page.read_text()  # points and rows link their run's report, relative to the page

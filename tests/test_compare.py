@@ -15,8 +15,14 @@ FIXTURE = Path(__file__).parent / "fixtures" / "run_small"
 
 
 def _copy(tmp_path: Path, name: str) -> Path:
+    """A copy of the fixture run recorded at a clean commit: copies share code, so compare is exact.
+
+    (The noise-aware mode, for runs that do not share code, is tested in test_compare_gate.py.)
+    """
     target = tmp_path / name
     shutil.copytree(FIXTURE, target)
+    manifest = json.loads((target / "manifest.json").read_text())
+    (target / "manifest.json").write_text(json.dumps({**manifest, "dirty": False}))
     return target
 
 
@@ -239,21 +245,25 @@ def _set_numerics(run_dir: Path, **numerics) -> None:
     path.write_text(json.dumps(manifest))
 
 
-def test_runs_on_other_hardware_are_gated_at_the_other_hardware_threshold_and_say_why(base, tmp_path):
+def test_runs_on_other_hardware_without_per_image_values_are_gated_at_the_other_hardware_threshold(base, tmp_path):
+    # Other numerics make the comparison noise-aware; without per-image values a cell has no
+    # noise estimate and its rows are held to dice_drop_other_hardware.
     _set_numerics(base)
     other = _copy(tmp_path, "other")
     _set_numerics(other, device_name="AMD EPYC")
+    shutil.rmtree(other / "per_image")
     _edit(other, _shift_dice(-0.02))
     out = io.StringIO()
     result = compare_runs(base, other, dice_drop=0.005, dice_drop_other_hardware=0.05, stream=out)
-    assert result.exit_code == 0
+    assert result.exit_code == 0 and result.mode == "noise-aware"
     assert result.dice_drop == 0.05
     assert "device_name 'Intel Xeon' -> 'AMD EPYC'" in result.note
-    assert "note: the runs used different numerics" in out.getvalue()
+    assert "note: noise-aware: numerics differ" in out.getvalue()
     assert "AMD EPYC" in (other / "comparison.html").read_text()
 
     far = _copy(tmp_path, "far")
     _set_numerics(far, device_name="AMD EPYC")
+    shutil.rmtree(far / "per_image")
     _edit(far, _shift_dice(-0.06))
     assert compare_runs(base, far, dice_drop=0.005, dice_drop_other_hardware=0.05, stream=None).exit_code == 1
 
@@ -264,7 +274,7 @@ def test_same_numerics_or_unrecorded_numerics_keep_the_tight_threshold(base, tmp
     _set_numerics(same)
     _edit(same, _shift_dice(-0.02))
     result = compare_runs(base, same, dice_drop=0.005, stream=None)
-    assert (result.exit_code, result.dice_drop, result.note) == (1, 0.005, "")
+    assert (result.exit_code, result.dice_drop, result.mode) == (1, 0.005, "exact")
     unrecorded = _copy(tmp_path, "unrecorded")  # the fixture's manifest has no numerics
     _edit(unrecorded, _shift_dice(-0.02))
     assert compare_runs(base, unrecorded, dice_drop=0.005, stream=None).exit_code == 1

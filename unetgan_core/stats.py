@@ -140,13 +140,39 @@ def bootstrap_ci(
     n = len(finite)
     if n == 0:
         return ConfidenceInterval(float("nan"), float("nan"), float("nan"), level, 0, n_nan)
+    means = _bootstrap_means(finite, n_boot, seed)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return ConfidenceInterval(float(np.mean(finite)), float(low), float(high), level, n, n_nan)
+
+
+def _bootstrap_means(finite: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """``n_boot`` means of ``finite`` resampled with replacement (numpy ``default_rng(seed)``)."""
     rng = np.random.default_rng(seed)
+    n = len(finite)
     means = np.empty(n_boot)
     for start in range(0, n_boot, _BOOT_CHUNK):
         count = min(_BOOT_CHUNK, n_boot - start)
         means[start : start + count] = finite[rng.integers(0, n, size=(count, n))].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return ConfidenceInterval(float(np.mean(finite)), float(low), float(high), level, n, n_nan)
+    return means
+
+
+def bootstrap_se(values: Sequence[float] | np.ndarray, n_boot: int = 2000, seed: int = 0) -> float:
+    """Bootstrap standard error of the mean of the non-NaN values (std of ``n_boot`` resampled means).
+
+    Args:
+        values: numbers (any unit); NaN values are left out.
+        n_boot: number of resamples (>= 2).
+        seed: seed of the resampling (the same inputs and seed give the same value).
+
+    Returns:
+        The standard error in the values' unit; 0.0 for fewer than two finite values.
+    """
+    if n_boot < 2:
+        raise UserError(f"bootstrap_se: n_boot must be >= 2, got {n_boot}")
+    finite, _ = _split_nan(values)
+    if len(finite) < 2:
+        return 0.0
+    return float(_bootstrap_means(finite, n_boot, seed).std(ddof=1))
 
 
 def seed_level(values_by_seed: Mapping[Any, Sequence[float] | np.ndarray]) -> MeanStd:
