@@ -86,6 +86,7 @@ _COMMON = {
     "package_version": "str?",
     "machine": "object",
 }
+# ``settings`` holds the swept settings of a ``[sweep]`` cell (``{"translator.lambda_unet": 15.0}``); absent otherwise.
 # ``status`` is "ok" or "failed_training" (``training.health.OK``/``FAILED``; with ``status_reason``): whether the models the cell's
 # pipeline uses passed their training health check (``unetgan_core.training.health``).
 _CELL = {
@@ -97,6 +98,7 @@ _CELL = {
     "fold": "int?",
     "status": "str?",
     "status_reason": "str?",
+    "settings": "object?",
 }
 FIELDS = {
     "segmentation": {**_COMMON, **_CELL, "per_image": "str?", "fast_path_check": "object?"},
@@ -124,6 +126,7 @@ _OPTIONAL_FIELDS = {
     "attack_note",
     "status",
     "status_reason",
+    "settings",
 }
 
 
