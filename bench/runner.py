@@ -369,6 +369,7 @@ def run_suite(
         result = runner.run(allow_mixed_commits)
         with runner.timed("figures"):
             steps.write_figures(runner)
+            steps.write_loss_terms(runner)
         runner.write_manifest(finished=time.time())
         if report:
             from unetgan_bench.reports.render import render_report

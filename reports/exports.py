@@ -168,7 +168,8 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
 
     Files: ``table1``, ``recovery``, ``per_class``, ``hd95``, ``fgsm_curves``, ``eps50``,
     ``throughput``, ``stages`` (``.csv``; the first four and ``eps50`` also ``.tex``). A table
-    with nothing measured is written with its header only.
+    with nothing measured is written with its header only. ``dose_response`` and ``loss_terms`` (``.csv``) are
+    written when the run has them.
 
     Args:
         run_dir: the run folder.
@@ -216,6 +217,9 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
     )
     save("throughput", stats.throughput)
     save("stages", stats.stages)
+    for name, frame in (("dose_response", stats.dose_response), ("loss_terms", stats.loss_terms)):
+        if not frame.empty:  # only runs with a [sweep] or translator loss-term records have them
+            save(name, frame)
     path = run_dir / "summary.json"
     path.write_text(json.dumps(summary(stats), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     written["summary.json"] = path
