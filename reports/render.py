@@ -265,7 +265,7 @@ def _dose_response(stats: RunStats) -> list[dict[str, Any]]:
                 "rows": [
                     {
                         "vendor": r["vendor"],
-                        "value": fmt.format_number(r["value"], 4) + (" (paper)" if r["paper"] else ""),
+                        "value": f"{r['value']:g}" + (" (paper)" if r["paper"] else ""),
                         "scenario": scenario_label(r["scenario"]),
                         "dice": fmt.format_number(r["dice"]),
                         "ci": fmt.format_ci(r["ci95_low"], r["ci95_high"]),
@@ -287,7 +287,7 @@ def _loss_terms(stats: RunStats) -> list[dict[str, str]]:
             "scenario": scenario_label(r["scenario"]),
             "vendor": r["vendor"],
             "term": TERM_LABELS[r["term"]],
-            "weight": fmt.format_number(r["weight"], 4),
+            "weight": f"{r['weight']:g}",
             "train": fmt.format_number(r["train"], 4),
             "weighted": fmt.format_number(r["weighted"], 4),
             "share": fmt.format_percent(r["share"], 0),
