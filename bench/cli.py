@@ -168,8 +168,10 @@ def _executor(args: argparse.Namespace, store, device: str, train_threads: int, 
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from unetgan_bench.bench.plan import build_plan
+    from unetgan_bench.bench.plan import build_plan, describe_trainings
     from unetgan_bench.bench.registries import open_source
+    from unetgan_bench.bench.store import ArtifactStore
+    from unetgan_bench.bench.variants import describe_declared
     from unetgan_core.data.sources import check_files
 
     suite = _load(args)
@@ -181,6 +183,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         counts[task.kind] = counts.get(task.kind, 0) + 1
     print(f"{suite.path}: valid suite {suite.name!r}")
     print("  " + ", ".join(f"{n} {k} task(s)" for k, n in counts.items()))
+    for line in describe_trainings(plan, ArtifactStore(getattr(args, "cache", None))):
+        print(f"  {line}")
+    for line in describe_declared(suite):
+        print(f"  {line}")
     for (vendor, split), ref in sorted(plan.data.items()):
         print(f"  {vendor:>10} {split:<5} {len(ref.subjects)} subjects")
     for subject, reason in getattr(source, "unused_labels", []):

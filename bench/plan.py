@@ -236,6 +236,14 @@ def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dic
     return out
 
 
+def seed_label(entry, scenario) -> str:
+    """The name a run entry's translator seeds derive from: the entry as written, with a declared variant's
+    scenario replaced by its base (``Scenario.seed_name``), so a variant is paired by seed with its base."""
+    if not scenario.seed_name:
+        return entry.label
+    return scenario.seed_name + entry.label[len(entry.scenario) :]
+
+
 def build_plan(suite: Suite, source) -> Plan:
     """Expand ``suite`` into tasks: Unets (or external models), translators, then the measured cells.
 
@@ -249,7 +257,6 @@ def build_plan(suite: Suite, source) -> Plan:
     source vendor is tested on that fold's subjects. Attacks use the first fold's models.
     """
     from unetgan_core.plugins import import_plugins
-    from unetgan_core.scenarios import SCENARIOS
 
     # A worker process builds the plan again: the suite's plugins register its scenarios there too.
     import_plugins(suite.suite.plugins, f"{suite.path}: [suite] plugins")
@@ -278,11 +285,12 @@ def build_plan(suite: Suite, source) -> Plan:
                 return data[(src, split_name(split, fold))].key
 
             for entry in entries:
-                name, scenario = entry.label, SCENARIOS.get(entry.scenario)
+                name, scenario = entry.label, suite.scenario(entry.scenario)
                 variant = scenario.unet_variant
-                if entry.model is None and (variant, seed, fold) not in unet_of:
-                    train_cfg = dataclasses.replace(suite.unet, variant=variant)
-                    unet_of[(variant, seed, fold)] = add(
+                train_cfg = scenario.train_config(suite.unet)
+                unet_id = (config_hash(train_cfg), seed, fold)
+                if entry.model is None and unet_id not in unet_of:
+                    unet_of[unet_id] = add(
                         _task(
                             "unet",
                             {
@@ -297,7 +305,7 @@ def build_plan(suite: Suite, source) -> Plan:
                             settings=train_cfg,
                         )
                     )
-                unet = add(external_of[entry.model]) if entry.model is not None else unet_of[(variant, seed, fold)]
+                unet = add(external_of[entry.model]) if entry.model is not None else unet_of[unet_id]
                 for vendor in suite.all_vendors:
                     if scenario.translator is not None and vendor == src:
                         continue  # the paper's "-": translation maps targets to the source
@@ -320,7 +328,7 @@ def build_plan(suite: Suite, source) -> Plan:
                                     "target_train": data[(vendor, "train")].key,
                                     "target_val": data[(vendor, "val")].key,
                                     "config": t_cfg,
-                                    "seed": derive_seed(seed, "translator", vendor, name),
+                                    "seed": derive_seed(seed, "translator", vendor, seed_label(entry, scenario)),
                                     "threads": suite.suite.train_threads,
                                     "replicate": seed,
                                     **tag,
@@ -415,3 +423,11 @@ def build_plan(suite: Suite, source) -> Plan:
     records = getattr(source, "source_record", None)
     vendor_sources = {v: records(v) for v in suite.all_vendors} if records else {}
     return Plan(suite=suite, source_key=source.cache_key(), data=data, tasks=ordered, vendor_sources=vendor_sources)
+
+
+def describe_trainings(plan: Plan, store) -> list[str]:
+    """One line on the models the plan trains, and how many of them ``store`` (an ``ArtifactStore``) holds."""
+    trained = [t for t in plan.tasks if t.kind in ("unet", "translator")]
+    cached = sum(store.exists(t.kind, t.key) for t in trained)
+    kinds = ", ".join(f"{sum(t.kind == k for t in trained)} {k}(s)" for k in ("unet", "translator"))
+    return [f"{len(trained)} trainings ({kinds}); {cached} already in the cache, {len(trained) - cached} to train"]

@@ -241,10 +241,8 @@ class Runner:
 
     def pipeline(self, spec: dict[str, Any]):
         """The pipeline of a cell's ``pipeline`` spec, built by its scenario from the models and data it names."""
-        from unetgan_core.scenarios import SCENARIOS
-
         adapter = spec["adapter"] or {}
-        return SCENARIOS.get(spec["scenario"]).build_pipeline(
+        return self.suite.scenario(spec["scenario"]).build_pipeline(
             self.model(spec["unet"]),
             generator=self.model(adapter["key"]) if "key" in adapter else None,
             fit_images=self.data(adapter["fit"]).images if "fit" in adapter else None,
@@ -317,6 +315,9 @@ class Runner:
             "selection": self.selection_of(cfg["pipeline"]),
         }
         cell["status"], cell["status_reason"] = self.training_status(cfg["pipeline"])
+        settings = self.suite.scenario(cfg["pipeline"]["scenario"]).settings
+        if settings:
+            cell["settings"] = dict(settings)
         if "fold" in cfg:
             cell["fold"] = cfg["fold"]
         if task.kind == "segmentation":
@@ -467,6 +468,7 @@ def run_suite(
         result = runner.run(allow_mixed_commits)
         with runner.timed("figures"):
             steps.write_figures(runner)
+            steps.write_loss_terms(runner)
         runner.write_manifest(finished=time.time())
         if report:
             from unetgan_bench.reports.render import render_report

@@ -344,6 +344,47 @@ def write_figures(runner) -> None:
         )
 
 
+def write_loss_terms(runner) -> None:
+    """Copy each translator cell's checkpoint records (every loss term per checkpoint) into the run folder.
+
+    One file per segmentation cell that uses a learned translator (``reports.rundir.loss_terms_path``), with the
+    cell's scenario, vendor and seed, the loss weights and the selected step; a translator that was never
+    trained (a failed cell) is skipped. The report reads only these files, never the artifact store.
+    """
+    from unetgan_bench.reports import rundir
+
+    for task in runner.plan.of_kind("segmentation"):
+        cfg = task.config
+        adapter = cfg["pipeline"]["adapter"] or {}
+        if adapter.get("kind") != "translator":
+            continue
+        history = runner.store.path("translator", adapter["key"]) / "history.json"
+        path = rundir.loss_terms_path(runner.run_dir, task.key)
+        if path.exists() or not history.is_file():
+            continue
+        record = json.loads(history.read_text(encoding="utf-8"))
+        t_cfg = runner.plan.task(adapter["key"]).settings
+        out = {
+            "scenario": cfg["scenario"],
+            "vendor": cfg["vendor"],
+            "seed": cfg["replicate"],
+            "fold": cfg.get("fold"),
+            "translator": adapter["key"],
+            "best_step": record.get("best_step"),
+            "weights": {
+                "gan": 1.0,
+                "unet": t_cfg.lambda_unet,
+                "ssim": t_cfg.lambda_ssim,
+                "cycle": t_cfg.lambda_cycle,
+            },
+            "checks": record.get("checks", []),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(out, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+
+
 def _spread(test: SliceSet, n: int) -> np.ndarray:
     """``n`` image indices spread over the test set, preferring mid-ventricular slices with a large LV."""
     area = (test.labels == 1).sum(axis=(1, 2))

@@ -30,6 +30,7 @@ from unetgan_bench.bench.compare_settings import CompareSection
 from unetgan_bench.bench.datasection import MissingDataRoot, parse_data, resolve_data_root  # noqa: F401  (re-exported)
 from unetgan_bench.bench.registries import known, open_source, registry
 from unetgan_bench.bench.schema import describe, field, load_table
+from unetgan_bench.bench.variants import SweepSection, VariantTable, declared_scenarios
 from unetgan_core.corruptions.section import CorruptionSection
 from unetgan_core.data.multisource import SEPARATOR
 from unetgan_core.errors import UserError
@@ -37,6 +38,7 @@ from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical
 from unetgan_core.names import NAME_RULE, check_name
 from unetgan_core.plugins import import_plugins
+from unetgan_core.scenarios import Scenario
 from unetgan_core.throughput.pipelines import ThroughputSection, parse_section
 from unetgan_core.training import SegTrainConfig, TranslatorConfig
 
@@ -216,10 +218,20 @@ class Suite:
     # [data.NAME] tables of a suite with several data sources (then ``data`` holds what they share).
     sources: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     corruptions: CorruptionSection | None = None
+    variants: dict[str, Scenario] = dataclasses.field(default_factory=dict)
+    sweep: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.suite.name
+
+    def scenario(self, name: str) -> Scenario:
+        """The scenario ``name``: one the suite declares (``[scenarios.NAME]``, ``[sweep]``), else a registered one."""
+        return self.variants[name] if name in self.variants else registry("scenarios").get(name)
+
+    def scenario_names(self) -> list[str]:
+        """Every scenario a run entry may name: the registered ones and the suite's own."""
+        return [*registry("scenarios").names(), *self.variants]
 
     @property
     def data_source(self) -> str:
@@ -240,6 +252,9 @@ class Suite:
             out.pop("sources")  # a one-source suite's record is as it was before several sources existed
         if out.get("corruptions") is None:
             out.pop("corruptions", None)  # a suite without the section keeps its recorded configuration
+        for key in ("variants", "sweep"):
+            if not out.get(key):
+                out.pop(key, None)  # likewise a suite that declares no scenarios of its own
         return out
 
     @property
@@ -265,7 +280,7 @@ SECTION_TYPES: dict[str, type] = {
     "throughput": ThroughputSection,
     "compare": CompareSection,
 }
-SECTIONS = {"data", "models", *SECTION_TYPES}
+SECTIONS = {"data", "models", "sweep", *SECTION_TYPES}
 
 
 def describe_sections() -> list[str]:
@@ -274,8 +289,9 @@ def describe_sections() -> list[str]:
     for table, cls in SECTION_TYPES.items():
         for key, kind, default, doc in describe(cls):
             lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
-    for key, kind, default, doc in describe(ExternalModelSpec):
-        lines.append(f"[models.NAME] {key}: {kind}; default {default!r}; {doc}")
+    for table, cls in (("models.NAME", ExternalModelSpec), ("scenarios.NAME", VariantTable), ("sweep", SweepSection)):
+        for key, kind, default, doc in describe(cls):
+            lines.append(f"[{table}] {key}: {kind}; default {default!r}; {doc}")
     sources = registry("data sources")
     for name in sources.names():
         options = getattr(sources.get(name), "OPTIONS", None)
@@ -341,7 +357,7 @@ def _check_targets(suite: Suite, where: str) -> None:
     if suite.vendors.targets:
         return
     scenarios = registry("scenarios")
-    adapting = [e.label for e in suite.scenarios.entries() if scenarios.get(e.scenario).translator is not None]
+    adapting = [e.label for e in suite.scenarios.entries() if suite.scenario(e.scenario).translator is not None]
     if adapting:
         unet_only = ", ".join(n for n in scenarios.names() if scenarios.get(n).translator is None)
         raise UserError(
@@ -372,7 +388,7 @@ def _throughput(raw: dict[str, Any], unet: SegTrainConfig, where: str) -> Throug
 def check_names(suite: Suite, where: str) -> None:
     """Reject names a suite uses that nothing registers (scenarios, attacks, vendors; data sources: ``parse_data``)."""
     entries = suite.scenarios.entries()
-    known(f"{where}: [scenarios]", "run", [e.scenario for e in entries], registry("scenarios").names())
+    known(f"{where}: [scenarios]", "run", [e.scenario for e in entries], suite.scenario_names())
     segmenters = [UNET, *(MODEL_PREFIX + name for name in suite.models)]
     known(f"{where}: [scenarios]", "segmenter", [suite.scenarios.segmenter], segmenters)
     known(f"{where}: [scenarios]", "run (SCENARIO@segmenter)", [e.segmenter for e in entries], segmenters)
@@ -437,9 +453,8 @@ def check_models(suite: Suite, where: str) -> None:
         name: load_external(spec, suite.base_dir, name=name, probe_size=getattr(source, "size_px", 64))
         for name, spec in suite.models.items()
     }
-    scenarios = registry("scenarios")
     for entry in suite.scenarios.entries():
-        scenario = scenarios.get(entry.scenario)
+        scenario = suite.scenario(entry.scenario)
         if entry.model is None or not scenario.learned_translator:
             continue
         refusal = loaded[entry.model].feature_refusal
@@ -453,6 +468,20 @@ def check_models(suite: Suite, where: str) -> None:
                 f"{refusal}; declare feature_layers of a python model, or use a scenario without the feature loss "
                 'and [scenarios] selection = "oracle"'
             )
+
+
+def _scenario_tables(raw: Any, sweep: Any, where: str) -> tuple[dict[str, Any], dict[str, Scenario], list[str]]:
+    """``[scenarios]``'s own keys (with the sweep's cells added to ``run``), its variants, and the cell names."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: [scenarios] expected a table, got {type(raw).__name__}")
+    keys = {f.name for f in dataclasses.fields(ScenarioSection)}
+    own = {k: v for k, v in raw.items() if k in keys or not isinstance(v, dict)}
+    tables = {k: v for k, v in raw.items() if k not in own}
+    reserved = set(keys) | set(registry("scenarios").names())
+    variants, cells = declared_scenarios(tables, sweep, registry("scenarios").get, reserved, where)
+    if cells and isinstance(own.get("run"), list):
+        own["run"] = [*own["run"], *(c for c in cells if c not in own["run"])]
+    return own, variants, cells
 
 
 def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> Suite:
@@ -475,6 +504,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
     import_plugins(section.plugins, f"{where}: [suite] plugins")
     data, sources = parse_data(raw["data"], where, data_root)
     unet = load_table(SegTrainConfig, raw.get("unet", {}), f"{where}: [unet]")
+    section_keys, variants, cells = _scenario_tables(raw["scenarios"], raw.get("sweep"), where)
     suite = Suite(
         path=where,
         suite=section,
@@ -483,7 +513,7 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         splits=load_table(SplitSection, raw.get("splits", {}), f"{where}: [splits]"),
         unet=unet,
         translator=load_table(TranslatorConfig, raw.get("translator", {}), f"{where}: [translator]"),
-        scenarios=load_table(ScenarioSection, raw["scenarios"], f"{where}: [scenarios]"),
+        scenarios=load_table(ScenarioSection, section_keys, f"{where}: [scenarios]"),
         metrics=load_table(MetricSection, raw.get("metrics", {}), f"{where}: [metrics]"),
         fgsm=load_table(FgsmSection, raw["fgsm"], f"{where}: [fgsm]") if "fgsm" in raw else None,
         throughput=_throughput(raw, unet, where),
@@ -495,6 +525,8 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
             if "corruptions" in raw
             else None
         ),
+        variants=variants,
+        sweep=cells,
     )
     _check_split(suite.splits.source, f"{where}: [splits] source")
     _check_split(suite.splits.target, f"{where}: [splits] target")

@@ -97,6 +97,8 @@ def commits_of(rows: list[dict[str, Any]]) -> tuple[tuple[str | None, bool | Non
 
 def _flatten(row: dict[str, Any], metric_names: tuple[str, ...]) -> dict[str, Any]:
     flat = {k: v for k, v in row.items() if k not in ("metrics", "config") and not isinstance(v, (dict, list))}
+    # A sweep cell's settings become columns of their own ("translator.lambda_unet"), like any other field.
+    flat.update(row.get("settings") or {})
     metrics = row["metrics"]
     if row["kind"] == "throughput":
         flat.update(metrics)

@@ -168,8 +168,9 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
     """Write every table as CSV and LaTeX under ``run_dir/tables/`` and ``run_dir/summary.json``.
 
     Files: ``table1``, ``recovery``, ``per_class``, ``hd95``, ``fgsm_curves``, ``eps50``,
-    ``corruption_dice``, ``corruption_summary``, ``throughput``, ``stages`` (``.csv``; the first four and ``eps50`` also ``.tex``). A table
-    with nothing measured is written with its header only.
+    ``corruption_dice``, ``corruption_summary``, ``throughput``, ``stages`` (``.csv``; the first four and
+    ``eps50`` also ``.tex``). A table with nothing measured is written with its header only. ``dose_response``
+    and ``loss_terms`` (``.csv``) are written when the run has them.
 
     Args:
         run_dir: the run folder.
@@ -219,6 +220,9 @@ def write_exports(run_dir: Path | str, stats: RunStats | None = None) -> dict[st
     save("corruption_summary", stats.corruption_summary)
     save("throughput", stats.throughput)
     save("stages", stats.stages)
+    for name, frame in (("dose_response", stats.dose_response), ("loss_terms", stats.loss_terms)):
+        if not frame.empty:  # only runs with a [sweep] or translator loss-term records have them
+            save(name, frame)
     path = run_dir / "summary.json"
     path.write_text(json.dumps(summary(stats), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     written["summary.json"] = path

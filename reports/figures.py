@@ -177,6 +177,47 @@ def dice_bar_chart(stats: pd.DataFrame, labels: dict[str, str], ylabel: str = "D
         return figure_to_svg(fig)
 
 
+def dose_response_chart(
+    table: pd.DataFrame, setting: str, clean: dict[str, float], paper: float | None = None
+) -> str | None:
+    """Dice per target vendor against a swept setting's value: a line per vendor, its 95% CI as a band.
+
+    Args:
+        table: rows of :func:`reports.dose_response.dose_response_table` for one setting.
+        setting: the setting's name, the x-axis label.
+        clean: vendor -> the clean Unet's Dice there, drawn as a dotted line of the vendor's colour.
+        paper: the paper's value of the setting, marked by a dashed vertical line (None: not marked).
+
+    Returns:
+        Inline SVG, or None when there is nothing to draw. The x-axis is linear up to the smallest positive
+        value and logarithmic beyond (values such as 0, 0.15, 1.5, 15 stay apart).
+    """
+    if table.empty:
+        return None
+    positive = table.loc[table["value"] > 0, "value"]
+    with matplotlib.rc_context(_RC):
+        fig = _new_figure(6.0, 3.4)
+        ax = fig.add_subplot()
+        for j, (vendor, rows) in enumerate(table.groupby("vendor", sort=False)):
+            colour = PALETTE[j % len(PALETTE)]
+            rows = rows.sort_values("value")
+            ax.plot(rows["value"], rows["dice"], marker="o", color=colour, label=_plain(vendor))
+            ax.fill_between(rows["value"], rows["ci95_low"], rows["ci95_high"], color=colour, alpha=0.2, linewidth=0)
+            if vendor in clean:
+                ax.axhline(
+                    clean[vendor], color=colour, linestyle=":", linewidth=1, label=_plain(f"clean Unet, {vendor}")
+                )
+        if paper is not None:
+            ax.axvline(paper, color="black", linestyle="--", linewidth=1, label="paper's value")
+        if len(positive) and ((table["value"] <= 0).any() or positive.max() / positive.min() > 20):
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ax.set_xlabel(_plain(setting))
+        ax.set_ylabel("Dice (target vendor)")
+        ax.set_ylim(0, 1.0)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3, frameon=False)
+        return figure_to_svg(fig)
+
+
 def fgsm_chart(curves: pd.DataFrame) -> str | None:
     """Dice against perturbation size, one line per (scenario, vendor) and a line style per attack.
 

@@ -27,7 +27,9 @@ from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.cellstats import METRIC_LABELS
 from unetgan_bench.reports.collect import Run, load_run
 from unetgan_bench.reports.corruption_tables import reference_pipeline, severity_levels
+from unetgan_bench.reports.dose_response import PAPER_SETTINGS
 from unetgan_bench.reports.exports import write_exports
+from unetgan_bench.reports.loss_terms import TERM_LABELS
 from unetgan_bench.reports.ordering import scenario_label, scenario_order, vendor_order
 from unetgan_bench.reports.paper import paper_recovery
 from unetgan_bench.reports.recovery import MIN_DROP, NO_DROP, recovering_methods, recovery_text
@@ -47,6 +49,8 @@ SECTIONS = (
     ("run", "Run"),
     ("table1", "Table 1: Dice per vendor and scenario"),
     ("recovery", "Recovery of the domain-shift drop"),
+    ("dose-response", "Dose-response of swept settings"),
+    ("loss-terms", "Translator loss terms"),
     ("per-class", "Dice per class"),
     ("hd95", "HD95"),
     ("translation", "Translation examples (Fig. 4/5)"),
@@ -70,6 +74,19 @@ RECOVERY_NOTE = (
     "better than the clean Unet, and it is undefined where the drop is at most "
     f"{fmt.format_number(MIN_DROP, 2)}. In brackets: the standard deviation of the per-seed "
     "recoveries, in percentage points, and the number of seeds."
+)
+# Sections shown only when the run has them (a suite with a [sweep]; translators with loss-term records).
+OPTIONAL_SECTIONS = ("dose-response", "loss-terms")
+DOSE_NOTE = (
+    "Dice on each target vendor against the swept setting (mean over test images, each first averaged over the "
+    "seeds; band: 95% bootstrap CI); dotted: the clean Unet on that vendor; dashed: the paper's value. Recovery as "
+    "in the table above, with the standard deviation of the per-seed recoveries."
+)
+LOSS_TERMS_NOTE = (
+    "Each term of the translator objective, averaged over seeds. Training: the unweighted term's mean over the "
+    "last interval before the final checkpoint (computed only for terms with a weight above 0); weighted: times its "
+    "weight; share: of the whole generator objective. Probe: the unweighted term on fixed held-out images at the "
+    "selected and the final checkpoint, measured for every term whatever its weight. Selected step: per seed."
 )
 _TRANSLATION_FILE = re.compile(r"^translation_(?P<vendor>.+)_seed(?P<seed>\d+)\.npz$")
 
@@ -235,6 +252,55 @@ def _paper_check(table: pd.DataFrame) -> str | None:
         if other:
             text += f"; {label} recovers {listing(other)}"
     return text + "."
+
+
+def _dose_response(stats: RunStats) -> list[dict[str, Any]]:
+    """One part per swept setting: its chart and its table rows, formatted."""
+    table = stats.dose_response
+    dice = stats.segmentation("dice_mean")
+    clean = {r["vendor"]: float(r["mean"]) for _, r in dice[dice["scenario"] == "clean"].iterrows()}
+    parts = []
+    for setting, rows in table.groupby("setting", sort=False):
+        paper = rows.loc[rows["paper"], "value"]
+        parts.append(
+            {
+                "setting": setting,
+                "chart": _svg(figures.dose_response_chart(rows, setting, clean, PAPER_SETTINGS.get(setting))),
+                "rows": [
+                    {
+                        "vendor": r["vendor"],
+                        "value": f"{r['value']:g}" + (" (paper)" if r["paper"] else ""),
+                        "scenario": scenario_label(r["scenario"]),
+                        "dice": fmt.format_number(r["dice"]),
+                        "ci": fmt.format_ci(r["ci95_low"], r["ci95_high"]),
+                        "std_seeds": fmt.format_number(r["std_seeds"]),
+                        "recovery": fmt.format_percent(r["recovery"], 0),
+                        "recovery_sd": fmt.format_number(100 * r["recovery_seed_std"], 0),
+                    }
+                    for _, r in rows.iterrows()
+                ],
+                "paper_in_sweep": not paper.empty,
+            }
+        )
+    return parts
+
+
+def _loss_terms(stats: RunStats) -> list[dict[str, str]]:
+    return [
+        {
+            "scenario": scenario_label(r["scenario"]),
+            "vendor": r["vendor"],
+            "term": TERM_LABELS[r["term"]],
+            "weight": f"{r['weight']:g}",
+            "train": fmt.format_number(r["train"], 4),
+            "weighted": fmt.format_number(r["weighted"], 4),
+            "share": fmt.format_percent(r["share"], 0),
+            "probe_selected": fmt.format_number(r["probe_selected"], 4),
+            "probe_final": fmt.format_number(r["probe_final"], 4),
+            "steps": r["selected_steps"],
+        }
+        for _, r in stats.loss_terms.iterrows()
+    ]
 
 
 def _translation_tags(path: Path) -> tuple[str | None, str, int] | None:
@@ -415,17 +481,23 @@ def report_context(stats: RunStats) -> dict[str, Any]:
     dice = stats.segmentation("dice_mean")
     scenarios = scenario_order(dice["scenario"]) if not dice.empty else []
     config = run.manifest.get("suite_config")
+    dose_response, loss_terms = _dose_response(stats), _loss_terms(stats)
+    present = {name for name, part in (("dose-response", dose_response), ("loss-terms", loss_terms)) if part}
     return {
         "title": f"unetgan-bench report: {run.manifest.get('suite') or run.path.name}",
         "header": _header(run),
         "synthetic_notice": SYNTHETIC_NOTICE if run.synthetic else None,
         "oracle_notice": ORACLE_NOTICE if run.oracle else None,
-        "sections": SECTIONS,
+        "sections": [s for s in SECTIONS if s[0] not in OPTIONAL_SECTIONS or s[0] in present],
         "not_measured": NOT_MEASURED,
         "statistics_note": STATISTICS_NOTE,
         "table1": wide_table(dice, "html") if not dice.empty else None,
         "recovery": _recovery(stats),
         "recovery_note": RECOVERY_NOTE,
+        "dose_response": dose_response,
+        "dose_note": DOSE_NOTE,
+        "loss_terms": loss_terms,
+        "loss_terms_note": LOSS_TERMS_NOTE,
         "dice_chart": _svg(figures.dice_bar_chart(dice, {s: scenario_label(s) for s in scenarios})),
         "per_class": [s for s in (_metric_section(stats, m, 3) for m in ("dice_blood_pool", "dice_myo")) if s],
         "hd95": _metric_section(stats, "hd95_mm", 1),

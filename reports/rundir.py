@@ -34,6 +34,7 @@ RESULTS = "results.jsonl"
 MANIFEST = "manifest.json"
 PER_IMAGE = "per_image"
 FIGURES = "figures"
+LOSS_TERMS = "loss_terms"
 KINDS = ("segmentation", "fgsm", "corruption", "throughput")
 
 # Throughput settings, under one name each, and the measurements of a throughput row.
@@ -87,6 +88,7 @@ _COMMON = {
     "package_version": "str?",
     "machine": "object",
 }
+# ``settings`` holds the swept settings of a ``[sweep]`` cell (``{"translator.lambda_unet": 15.0}``); absent otherwise.
 # ``status`` is "ok" or "failed_training" (``training.health.OK``/``FAILED``; with ``status_reason``): whether the models the cell's
 # pipeline uses passed their training health check (``unetgan_core.training.health``).
 _CELL = {
@@ -98,6 +100,7 @@ _CELL = {
     "fold": "int?",
     "status": "str?",
     "status_reason": "str?",
+    "settings": "object?",
 }
 FIELDS = {
     "segmentation": {**_COMMON, **_CELL, "per_image": "str?", "fast_path_check": "object?"},
@@ -136,6 +139,7 @@ _OPTIONAL_FIELDS = {
     "status_reason",
     "level",
     "level_unit",
+    "settings",
 }
 
 
@@ -283,17 +287,65 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any]:
         DataError: the manifest is not UTF-8, not JSON, or not a JSON object.
     """
     path = Path(run_dir) / MANIFEST
-    if not path.is_file():
-        return {}
+    return _read_object(path) if path.is_file() else {}
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """A JSON file that holds one object, or a one-line ``DataError``."""
     try:
-        manifest = json.loads(path.read_bytes().decode("utf-8"))
+        value = json.loads(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(manifest, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(manifest).__name__}")
-    return manifest
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+# -- translator loss terms -----------------------------------------------------------------------------------------
+# One file per measured translator cell: the cell's tags, the loss weights, the selected step and every checkpoint
+# record of its training (``training.translation``: ``loss_<term>`` means since the previous check, ``probe_<term>``
+# on fixed held-out images). The runner copies them from the artifact store so the report needs only the folder.
+_LOSS_TERM_FIELDS = {
+    "scenario": "str",
+    "vendor": "str",
+    "seed": "int",
+    "best_step": "int?",
+    "weights": "object",
+    "checks": None,
+}
+
+
+def loss_terms_path(run_dir: Path | str, cell_id: str) -> Path:
+    """Where the runner writes the loss terms of the translator a segmentation cell uses."""
+    return Path(run_dir) / LOSS_TERMS / f"{cell_id}.json"
+
+
+def read_loss_terms(run_dir: Path | str) -> list[dict[str, Any]]:
+    """Every loss-term file of a run (sorted by name); [] when the run has none.
+
+    Raises:
+        DataError: a file is not a JSON object, lacks a field or holds one of the wrong type, or a checkpoint
+            record is not an object of numbers (besides its ``selection`` text); one line naming the file.
+    """
+    out = []
+    for path in sorted((Path(run_dir) / LOSS_TERMS).glob("*.json")):
+        record = _read_object(path)
+        for name, type_name in _LOSS_TERM_FIELDS.items():
+            if name not in record:
+                raise DataError(f"{path}: lacks {name!r}")
+            if type_name is not None and not _TYPES[type_name][0](record[name]):
+                raise DataError(f"{path}: {name!r} must be {_TYPES[type_name][1]}, got {_short(record[name])}")
+        checks = record["checks"]
+        if not isinstance(checks, list) or not all(isinstance(c, dict) and _is_int(c.get("step")) for c in checks):
+            raise DataError(f"{path}: 'checks' must be a list of objects with an integer 'step'")
+        for check in checks:
+            bad = [k for k, v in check.items() if k != "selection" and not (v is None or _is_number(v))]
+            if bad:
+                raise DataError(f"{path}: checkpoint {check['step']}: {bad[0]!r} must be a number or null")
+        out.append(record)
+    return out
 
 
 def read_per_image(run_dir: Path | str, relative: str) -> pd.DataFrame | None:

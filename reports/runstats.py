@@ -9,7 +9,9 @@ import pandas as pd
 from unetgan_bench.reports.cellstats import segmentation_stats
 from unetgan_bench.reports.collect import Run
 from unetgan_bench.reports.corruption_tables import corruption_dice, corruption_summary
+from unetgan_bench.reports.dose_response import dose_response_table
 from unetgan_bench.reports.fgsm_tables import eps50_table, fgsm_curves
+from unetgan_bench.reports.loss_terms import loss_term_table
 from unetgan_bench.reports.recovery import recovery_table
 from unetgan_bench.reports.throughput_tables import stage_table, throughput_table
 
@@ -45,6 +47,16 @@ class RunStats:
     def recovery(self) -> pd.DataFrame:
         """:func:`reports.recovery.recovery_table` on the run's Dice statistics."""
         return recovery_table(self.run, self.segmentation("dice_mean"))
+
+    @functools.cached_property
+    def dose_response(self) -> pd.DataFrame:
+        """:func:`reports.dose_response.dose_response_table` of the run's swept settings."""
+        return dose_response_table(self.run, self.segmentation("dice_mean"), self.recovery)
+
+    @functools.cached_property
+    def loss_terms(self) -> pd.DataFrame:
+        """:func:`reports.loss_terms.loss_term_table` of the run's translators."""
+        return loss_term_table(self.run)
 
     @functools.cached_property
     def fgsm_curves(self) -> pd.DataFrame:

@@ -11,11 +11,28 @@ import hashlib
 import json
 from typing import Any
 
+# Field metadata flag: a setting added after artifacts were cached is left out of the canonical form while it has
+# its default value, so adding it does not change the address of anything trained before (``schema.field``).
+OMIT_DEFAULT = "omit_default"
+
+
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
+    if not f.metadata.get(OMIT_DEFAULT):
+        return False
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return value == default
+
 
 def canonical(obj: Any) -> Any:
-    """Turn dataclasses, tuples and numpy scalars into plain JSON-able values."""
+    """Turn dataclasses, tuples and numpy scalars into plain JSON-able values.
+
+    A dataclass field whose metadata sets :data:`OMIT_DEFAULT` is left out while it holds its default.
+    """
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return canonical(dataclasses.asdict(obj))
+        fields = [
+            (f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj) if not _at_default(f, getattr(obj, f.name))
+        ]
+        return {name: canonical(value) for name, value in sorted(fields)}
     if isinstance(obj, dict):
         return {str(k): canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
     if isinstance(obj, (list, tuple)):

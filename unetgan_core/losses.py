@@ -188,8 +188,15 @@ def ssim_loss(
     return (1.0 - ssim_map(x, y, alpha, beta, gamma, sigma, window, data_range)).mean()
 
 
+FEATURE_STD_FLOOR = 1e-3  # a channel flatter than this (e.g. dead after a ReLU) is scaled as if it had this std
+
+
 def feature_loss(
-    unet: nn.Module, a: torch.Tensor, b: torch.Tensor, blocks: Sequence[str] = ("block7", "block9")
+    unet: nn.Module,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    blocks: Sequence[str] = ("block7", "block9"),
+    standardise: bool = False,
 ) -> torch.Tensor:
     """The paper's Unet loss (Eq. 4): mean over ``blocks`` of the MSE between encoder features of ``a`` and ``b``.
 
@@ -201,6 +208,9 @@ def feature_loss(
         a: images ``[N, 1, H, W]`` in [0, 1], e.g. the originals.
         b: images of the same shape, e.g. their translations.
         blocks: encoder block names to compare.
+        standardise: subtract each channel's mean and divide by its standard deviation, both taken from ``a``'s
+            features over the batch and the image (detached, so they act as constants), before the MSE; the loss
+            then weighs every channel by its own spread instead of its raw scale.
 
     Returns:
         A scalar; 0 for identical inputs.
@@ -212,7 +222,22 @@ def feature_loss(
         raise UserError(f"feature_loss: inputs differ in shape, {list(a.shape)} and {list(b.shape)}")
     fa = unet.encode(a, blocks)
     fb = unet.encode(b, blocks)
+    if standardise:
+        fa, fb = _standardised(fa, fb)
     return torch.stack([F.mse_loss(fa[name], fb[name]) for name in blocks]).mean()
+
+
+def _standardised(
+    fa: dict[str, torch.Tensor], fb: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Both feature dicts shifted and scaled per channel by ``fa``'s (detached) channel mean and std."""
+    out_a, out_b = {}, {}
+    for name, x in fa.items():
+        ref = x.detach()
+        mean = ref.mean(dim=(0, 2, 3), keepdim=True)
+        std = ref.std(dim=(0, 2, 3), keepdim=True, unbiased=False).clamp_min(FEATURE_STD_FLOOR)
+        out_a[name], out_b[name] = (x - mean) / std, (fb[name] - mean) / std
+    return out_a, out_b
 
 
 def segmentation_loss(

@@ -30,6 +30,7 @@ from unetgan_core.pipelines import HistMatchPipeline, Pipeline, TranslatedPipeli
 from unetgan_core.registry import Registry
 from unetgan_core.schema import load_table
 from unetgan_core.training.augment import VARIANTS
+from unetgan_core.training.segmentation import SegTrainConfig
 from unetgan_core.training.translation import TranslatorConfig
 
 HISTMATCH = "histmatch"
@@ -51,6 +52,11 @@ class Scenario:
         description: one line for ``unetgan-bench list`` and reports.
         paper_column: the column of the paper's Table 1 this reproduces, or None.
         label: the short title of the scenario's column or legend entry in reports.
+        unet: ``SegTrainConfig`` overrides applied on top of the suite's ``[unet]`` table ({} = the suite's).
+        settings: the swept settings this scenario stands for (``"translator.lambda_unet" -> 15.0``), copied into
+            its rows; {} outside a sweep.
+        seed_name: the name whose seeds its translators draw ("" = its own): a suite's variants use their base's,
+            so a variant differs from its base only in the settings it overrides (paired by seed).
     """
 
     name: str
@@ -59,6 +65,9 @@ class Scenario:
     description: str
     paper_column: str | None = None
     label: str = ""
+    unet: dict[str, Any] = dataclasses.field(default_factory=dict)
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seed_name: str = ""
 
     def __post_init__(self) -> None:
         check_name("scenario name", self.name, "scenario")
@@ -73,6 +82,9 @@ class Scenario:
             )
         if isinstance(self.translator, dict):
             self._overrides()  # rejects misspelt overrides at import time
+        if "variant" in self.unet:
+            raise UserError(f"scenario {self.name}: unet: set the training variant as unet_variant, not unet.variant")
+        load_table(SegTrainConfig, self.unet, f"scenario {self.name}: unet")
 
     @property
     def learned_translator(self) -> bool:
@@ -93,6 +105,16 @@ class Scenario:
         if not self.learned_translator:
             raise UserError(f"scenario {self.name} trains no translator")
         return dataclasses.replace(base, **self._overrides())
+
+    def train_config(self, base: SegTrainConfig) -> SegTrainConfig:
+        """The suite's Unet settings with this scenario's variant and ``unet`` overrides applied.
+
+        Args:
+            base: the suite's ``[unet]`` settings.
+        """
+        parsed = load_table(SegTrainConfig, self.unet, f"scenario {self.name}: unet")
+        overrides = {key: getattr(parsed, key) for key in self.unet}
+        return dataclasses.replace(base, **overrides, variant=self.unet_variant)
 
     def adapter(self, source_train: str, translator: str | None = None) -> dict[str, str] | None:
         """What the pipeline reads besides the Unet, as plain data for a cell's config and key.

@@ -38,7 +38,8 @@ def field(default: Any = dataclasses.MISSING, *, doc: str = "", **bounds: Any) -
         **bounds: ``ge``, ``gt``, ``le``, ``lt`` (numbers, checked on every element of a list),
             ``choices`` (a sequence, or a callable returning one, e.g. a registry's ``names``),
             ``nonempty`` (a list must have an element), ``finite=False`` (allow inf/nan),
-            ``one_or_many`` (a single value is read as a one-element list).
+            ``one_or_many`` (a single value is read as a one-element list), ``omit_default=True`` (a setting
+            added later: left out of hashes while at its default, ``hashing.OMIT_DEFAULT``).
     """
     meta = {"doc": doc, **bounds}
     if isinstance(default, (list, dict)):

@@ -48,6 +48,8 @@ from unetgan_core.training.progress import JsonlLog, progress_bar
 from unetgan_core.training.selection import SELECTORS, SelectionInputs
 
 HEALTH_IMAGES = 64  # target images translated for the failed-training check
+PROBE_IMAGES = 8  # held-out source and target images on which every loss term is measured at each checkpoint
+PROBE_TERMS = ("gan", "unet", "ssim", "cycle")  # ``probe_<term>`` in each checkpoint record
 
 MAX_WEIGHT = 1e4  # largest loss weight: beyond it one term is the whole objective
 
@@ -70,6 +72,9 @@ class TranslatorConfig:
         feature_blocks: Unet encoder blocks of the feature loss (paper: the 7th and 9th residual blocks).
         unet_pairing: image pair of the feature loss, ``translated`` or ``cycle`` (module docstring).
         ssim_pairing: image pair of the SSIM loss, ``translated`` or ``cycle``.
+        feature_norm: ``none`` (the paper's MSE of raw features) or ``channel``: each channel of both feature maps
+            is standardised with the mean and standard deviation of the original image's channel
+            (``losses.feature_loss``), so no channel dominates the MSE by its scale alone.
         lr: Adam learning rate of all four networks (paper: 1e-5; short CPU runs may need ~2e-4 to move at all).
         adam_betas: Adam's ``(beta1, beta2)``; 0.5 is the usual GAN momentum (CycleGAN reference).
         steps: generator/discriminator update pairs.
@@ -92,6 +97,11 @@ class TranslatorConfig:
     feature_blocks: tuple[str, ...] = field(("block7", "block9"), doc="Unet encoder blocks of the feature loss")
     unet_pairing: Literal["translated", "cycle"] = field("translated", doc="image pair of the feature loss")
     ssim_pairing: Literal["translated", "cycle"] = field("translated", doc="image pair of the SSIM loss")
+    feature_norm: Literal["none", "channel"] = field(
+        "none",
+        doc="none (the paper's plain MSE) or channel: features standardised per channel before the MSE",
+        omit_default=True,
+    )
     lr: float = field(1e-5, doc="Adam learning rate (paper: 1e-5)", gt=0.0, le=10.0)
     adam_betas: tuple[float, float] = field((0.5, 0.999), doc="Adam's (beta1, beta2)", ge=0.0, lt=1.0)
     steps: int = field(2000, doc="generator/discriminator update pairs", ge=1, le=1_000_000)
@@ -111,6 +121,11 @@ class TranslatorConfig:
                 raise UserError(f"{key}: {exc}") from None
         if self.lambda_unet > 0 and not self.feature_blocks:
             raise UserError("feature_blocks must name at least one Unet block when lambda_unet > 0")
+
+    @property
+    def standardise(self) -> bool:
+        """Whether the feature loss standardises each channel first (``feature_norm = "channel"``)."""
+        return self.feature_norm == "channel"
 
     @property
     def needs_cycle(self) -> bool:
@@ -221,7 +236,9 @@ def generator_losses(
         total = total + cfg.lambda_cycle * loss_cycle
         parts["loss_cycle"] = float(loss_cycle.detach())
     if cfg.lambda_unet > 0:
-        loss_unet = sum(feature_loss(unet, a, b, cfg.feature_blocks) for a, b in pairs[cfg.unet_pairing])
+        loss_unet = sum(
+            feature_loss(unet, a, b, cfg.feature_blocks, cfg.standardise) for a, b in pairs[cfg.unet_pairing]
+        )
         total = total + cfg.lambda_unet * loss_unet
         parts["loss_unet"] = float(loss_unet.detach())
     if cfg.lambda_ssim > 0:
@@ -231,6 +248,35 @@ def generator_losses(
         parts["loss_ssim"] = float(loss_ssim.detach())
     parts["loss_g"] = float(total.detach())
     return total, parts, fake_s, fake_t
+
+
+@torch.no_grad()
+def loss_magnitudes(
+    nets: dict[str, nn.Module], unet: nn.Module, s: torch.Tensor, t: torch.Tensor, cfg: TranslatorConfig
+) -> dict[str, float]:
+    """Every term of the generator objective, unweighted, on fixed images: ``probe_gan``, ``probe_unet``, ...
+
+    Terms whose weight is 0 are measured too (with the configured pairing and norm), so a run without the
+    feature loss still shows how far the features drift. Nothing is updated and no random number is drawn, so
+    training is the same with or without these records. The feature term is left out when its weight is 0 and
+    the segmenter is not an LV-Unet (an external model may have no feature layers).
+
+    Args:
+        nets, unet, cfg: as :func:`generator_losses`.
+        s, t: fixed source and target images ``[B, 1, H, W]`` (held-out ones where there are any).
+    """
+    from unetgan_core.models.unet import LVUnet
+
+    unet_weight = 1.0 if cfg.lambda_unet > 0 or (isinstance(unet, LVUnet) and cfg.feature_blocks) else 0.0
+    probe = dataclasses.replace(cfg, lambda_cycle=1.0, lambda_unet=unet_weight, lambda_ssim=1.0)
+    _, parts, _, _ = generator_losses(nets, unet, s, t, probe)
+    return {f"probe_{term}": parts[f"loss_{term}"] for term in PROBE_TERMS if f"loss_{term}" in parts}
+
+
+def _probe_batch(held_out: SliceSet | None, train: SliceSet, device) -> torch.Tensor:
+    """The first ``PROBE_IMAGES`` held-out images (training ones when none are held out)."""
+    slices = held_out if held_out is not None and len(held_out) else train
+    return _images(slices)[:PROBE_IMAGES].to(device)
 
 
 def discriminator_loss(d: nn.Module, real: torch.Tensor, fake: torch.Tensor, cfg: TranslatorConfig) -> torch.Tensor:
@@ -316,7 +362,8 @@ def train_translator(
 
     Returns:
         ``(generator_S, history)``: ``G_S`` in eval mode with the selected weights, and a dict with ``checks``
-        (per-check records of mean losses and scores), ``selection`` (``"unlabelled"``, ``"oracle"`` or
+        (per-check records of mean losses since the last check, every loss term on fixed held-out images as
+        ``probe_gan``, ``probe_unet``, ``probe_ssim``, ``probe_cycle`` (:func:`loss_magnitudes`), and scores), ``selection`` (``"unlabelled"``, ``"oracle"`` or
         ``"final"`` when no validation set was given), ``best_step``, ``best_score``, ``images_per_s``
         (source + target images per second of training), and ``health``, ``status`` and ``status_reason``
         (``"failed_training"`` when ``G_S``'s output is NaN or constant; ``training.health``).
@@ -343,11 +390,13 @@ def train_translator(
     best = {"score": -np.inf, "step": cfg.steps, "state": None}
     interval: list[dict[str, float]] = []
     train_seconds = 0.0
+    probe_s, probe_t = _probe_batch(val_source, source, dev), _probe_batch(val_target, target, dev)
 
     def check(step: int) -> None:
         record: dict[str, Any] = {"step": step, "selection": history["selection"]}
         for key in interval[0] if interval else ():
             record[key] = float(np.mean([p[key] for p in interval]))
+        record.update(loss_magnitudes(nets, unet, probe_s, probe_t, cfg))
         if inputs is not None:
             scores = selector.score(unet, nets["g_s"], nets["g_t"], inputs)
             record.update(scores)
