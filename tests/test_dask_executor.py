@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -138,8 +139,22 @@ SCENARIOS.add("broken", Scenario("broken", "broken_aug", None, "a Unet whose tra
 """
 
 
+@pytest.fixture
+def restored_registries(monkeypatch):
+    """The scenario and variant registries as they were before the test (the plugin registers into them)."""
+    from unetgan_core.scenarios import SCENARIOS
+    from unetgan_core.training.augment import VARIANTS
+
+    for registry in (SCENARIOS, VARIANTS):
+        monkeypatch.setattr(registry, "_items", dict(registry._items))
+    yield
+    sys.modules.pop("dask_broken_plugin", None)
+
+
 @pytest.mark.slow
-def test_a_training_that_raises_fails_only_the_cells_that_need_it(address, tmp_path, monkeypatch) -> None:
+def test_a_training_that_raises_fails_only_the_cells_that_need_it(
+    address, tmp_path, monkeypatch, restored_registries
+) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "dask_broken_plugin.py").write_text(BROKEN_PLUGIN, encoding="utf-8")
