@@ -14,16 +14,15 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from markupsafe import Markup
 
 from unetgan_bench.reports import format as fmt
+from unetgan_bench.reports.templating import TEMPLATES, environment
 from unetgan_core.errors import UserError
 
 # ``Comparison`` (bench.compare, which imports this module) is named in annotations only as text.
 Comparison = Any
 FORMATS = ("text", "markdown", "json", "junit")
-TEMPLATES = Path(__file__).resolve().parents[1] / "reports" / "templates"
 HEADER = ["kind", "key", "metric", "base", "new", "delta", "ci95", "mdd", "ratio", "status"]
 _ONE_DECIMAL = ("images_per_s", "ms_per_batch_median", "hd95_mm", "psnr_db")
 _QUIET = ("equal", "improved", "added", "missing", "noise")
@@ -181,13 +180,7 @@ def write_html(comparison: Comparison, path: Path) -> Path:
         comparison: the result of ``bench.compare.compare_runs``.
         path: the HTML file to write.
     """
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = environment()
     html = env.get_template("comparison.html.j2").render(
         base=str(comparison.base),
         new=str(comparison.new),

@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import pandas as pd
 from markupsafe import Markup
@@ -35,10 +34,10 @@ from unetgan_bench.reports.paper import paper_recovery
 from unetgan_bench.reports.recovery import MIN_DROP, NO_DROP, recovering_methods, recovery_text
 from unetgan_bench.reports.runstats import RunStats
 from unetgan_bench.reports.segmentation_tables import wide_table
+from unetgan_bench.reports.templating import TEMPLATES, environment
 from unetgan_bench.reports.throughput_tables import throughput_text
 from unetgan_core.errors import DataError
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 NOT_MEASURED = "not measured in this run"
 SYNTHETIC_NOTICE = "synthetic phantom; styles inspired by the paper's vendors, not measurements of real scanners"
 ORACLE_NOTICE = (
@@ -89,17 +88,6 @@ LOSS_TERMS_NOTE = (
     "selected and the final checkpoint, measured for every term whatever its weight. Selected step: per seed."
 )
 _TRANSLATION_FILE = re.compile(r"^translation_(?P<vendor>.+)_seed(?P<seed>\d+)\.npz$")
-
-
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
 
 
 def _svg(svg: str | None) -> Markup | None:
@@ -531,7 +519,7 @@ def render_report(run_dir: Path | str, path: Path | str | None = None, exports: 
     """
     run_dir = Path(run_dir)
     stats = RunStats(load_run(run_dir))
-    html = _environment().get_template("report.html.j2").render(**report_context(stats))
+    html = environment().get_template("report.html.j2").render(**report_context(stats))
     out = Path(path) if path is not None else run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(html, encoding="utf-8")

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import matplotlib
 import pandas as pd
 from markupsafe import Markup
@@ -20,8 +19,8 @@ from markupsafe import Markup
 from unetgan_bench.reports import format as fmt
 from unetgan_bench.reports.figures import _RC, PALETTE, figure_to_svg
 from unetgan_bench.reports.ordering import scenario_label
+from unetgan_bench.reports.templating import TEMPLATES, environment
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 MARKERS = ("o", "s", "^", "D", "v", "P")
 # Columns of the points table (one row per run and cell) and of the throughput table.
 POINT_COLUMNS = ("suite", "vendor", "scenario", "order", "run_id", "commit", "machine", "report")
@@ -156,13 +155,7 @@ def render_trend(points: pd.DataFrame, throughput: pd.DataFrame, out_dir: Path |
         speed = throughput[throughput["suite"] == suite].sort_values("order")
         chart = Markup(throughput_chart(speed, markers, out_dir)) if len(speed) else None
         suites.append({"name": suite, "cells": cells, "throughput": chart, "runs": int(rows["run_id"].nunique())})
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = environment()
     html = env.get_template("trend.html.j2").render(
         suites=suites,
         note=title_note,

@@ -7,21 +7,15 @@ import dataclasses
 import pytest
 import torch
 from test_training import toy_slices
+from test_training_translation import SIZE, _cfg
 
 from unetgan_core.device import seed_everything
 from unetgan_core.hashing import OMIT_DEFAULT, canonical, config_hash
 from unetgan_core.losses import _standardised, feature_loss
 from unetgan_core.models import create_model
 from unetgan_core.schema import field
-from unetgan_core.training import TranslatorConfig, build_translator_models, train_translator
+from unetgan_core.training import build_translator_models, train_translator
 from unetgan_core.training.translation import PROBE_TERMS, loss_magnitudes
-
-SIZE = 32
-TINY = {"generator": {"residual": True, "width": 4, "n_blocks": 1}, "discriminator": {"width": 4}}
-
-
-def _cfg(**kw) -> TranslatorConfig:
-    return TranslatorConfig(**{**TINY, "steps": 2, "batch_size": 2, "lr": 2e-4, "check_every": 1, **kw})
 
 
 @pytest.fixture(scope="module")
