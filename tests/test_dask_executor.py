@@ -141,12 +141,14 @@ SCENARIOS.add("broken", Scenario("broken", "broken_aug", None, "a Unet whose tra
 
 @pytest.fixture
 def restored_registries(monkeypatch):
-    """The scenario and variant registries as they were before the test (the plugin registers into them)."""
+    """The scenario and variant registries and the plugin record as they were before the test (the plugin adds to them)."""
+    from unetgan_core import plugins
     from unetgan_core.scenarios import SCENARIOS
     from unetgan_core.training.augment import VARIANTS
 
     for registry in (SCENARIOS, VARIANTS):
         monkeypatch.setattr(registry, "_items", dict(registry._items))
+    monkeypatch.setattr(plugins, "_IMPORTED", dict(plugins._IMPORTED))  # the record of imported plugins, too
     yield
     sys.modules.pop("dask_broken_plugin", None)
 
