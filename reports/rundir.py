@@ -117,11 +117,12 @@ FIELDS = {
     "throughput": {
         **_COMMON,
         "pipeline": "str",
-        "batch_size": "int",
-        "size_px": "int",
+        # null in the one row that records a precision skipped for every setting (pipeline "all")
+        "batch_size": "int?",
+        "size_px": "int?",
         "precision": "str",
-        "channels_last": "bool",
-        "compile": "bool",
+        "channels_last": "bool?",
+        "compile": "bool?",
         "error": "str?",
     },
 }

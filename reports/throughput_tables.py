@@ -40,7 +40,8 @@ def throughput_table(run: Run) -> pd.DataFrame:
     out["fraction_of_peak"] = pd.to_numeric(frame.get("fraction_of_peak"), errors="coerce")
     out["error"] = frame["error"].fillna("") if "error" in frame else ""
     varying = [c for c in settings if frame[c].astype(str).nunique() > 1] or settings
-    out["setting"] = [" ".join(f"{c}={row[c]}" for c in varying) for _, row in frame.iterrows()]
+    # A skipped precision's row has no size or batch (it stands for all of them): its label names what it has.
+    out["setting"] = [" ".join(f"{c}={row[c]}" for c in varying if pd.notna(row[c])) for _, row in frame.iterrows()]
     return out.reset_index(drop=True)
 
 

@@ -393,6 +393,31 @@ peak_sizes = [64]
     assert row["error"] is None and row["config"]["section"]["warmup"] == 1
 
 
+def test_a_skipped_precision_is_one_readable_row(env, monkeypatch) -> None:
+    from unetgan_core.throughput import pipelines
+    from unetgan_core.throughput.precision import PrecisionDecision
+
+    skipped = PrecisionDecision("bf16", False, "skipped: no native bf16 on this cpu (emulated; test)")
+    monkeypatch.setattr(pipelines, "decide_precision", lambda device, precision: skipped)
+    extra = """
+[throughput]
+pipelines = ["segment"]
+batch_sizes = [2]
+image_sizes = [32]
+precisions = ["fp32", "bf16"]
+warmup = 1
+repeats = 1
+peak_sizes = [64]
+"""
+    suite = tiny_suite(env["root"] / "tiny.toml", scenarios=("clean",), targets=(), extra=extra)
+    run_dir = env["root"] / "run"
+    assert run_tiny(suite, run_dir, env["store"]).failed == []
+    rows = sorted((r for r in read_rows(run_dir) if r["kind"] == "throughput"), key=lambda r: r["precision"])
+    assert [(r["pipeline"], r["precision"]) for r in rows] == [("all", "bf16"), ("segment", "fp32")]
+    assert rows[0]["error"] == skipped.reason and rows[0]["batch_size"] is None and rows[0]["size_px"] is None
+    assert rows[0]["metrics"]["images_per_s"] is None and rows[1]["error"] is None
+
+
 def test_resuming_at_another_commit_is_refused_unless_allowed(env, capsys) -> None:
     suite = tiny_suite(env["root"] / "tiny.toml")
     run_dir = env["root"] / "run"
