@@ -369,19 +369,24 @@ def test_every_row_records_its_code_machine_and_resolved_settings(env) -> None:
             assert config["pipeline"]["adapter"]["fit"]["split"] == "train"
 
 
-def test_throughput_rows_name_each_setting_once(env) -> None:
-    extra = """
+def _throughput_suite(env, precisions: str) -> Path:
+    """A tiny suite whose [throughput] section times one segment setting per precision in ``precisions`` (TOML)."""
+    extra = f"""
 [throughput]
 pipelines = ["segment"]
 batch_sizes = [2]
 image_sizes = [32]
-precisions = ["fp32"]
+precisions = {precisions}
 channels_last = [false]
 warmup = 1
 repeats = 1
 peak_sizes = [64]
 """
-    suite = tiny_suite(env["root"] / "tiny.toml", scenarios=("clean",), targets=(), extra=extra)
+    return tiny_suite(env["root"] / "tiny.toml", scenarios=("clean",), targets=(), extra=extra)
+
+
+def test_throughput_rows_name_each_setting_once(env) -> None:
+    suite = _throughput_suite(env, '["fp32"]')
     run_dir = env["root"] / "run"
     assert run_tiny(suite, run_dir, env["store"]).failed == []
     (row,) = [r for r in read_rows(run_dir) if r["kind"] == "throughput"]
@@ -399,17 +404,7 @@ def test_a_skipped_precision_is_one_readable_row(env, monkeypatch) -> None:
 
     skipped = PrecisionDecision("bf16", False, "skipped: no native bf16 on this cpu (emulated; test)")
     monkeypatch.setattr(pipelines, "decide_precision", lambda device, precision: skipped)
-    extra = """
-[throughput]
-pipelines = ["segment"]
-batch_sizes = [2]
-image_sizes = [32]
-precisions = ["fp32", "bf16"]
-warmup = 1
-repeats = 1
-peak_sizes = [64]
-"""
-    suite = tiny_suite(env["root"] / "tiny.toml", scenarios=("clean",), targets=(), extra=extra)
+    suite = _throughput_suite(env, '["fp32", "bf16"]')
     run_dir = env["root"] / "run"
     assert run_tiny(suite, run_dir, env["store"]).failed == []
     rows = sorted((r for r in read_rows(run_dir) if r["kind"] == "throughput"), key=lambda r: r["precision"])
