@@ -71,8 +71,14 @@ def coil_shading(
     fine = (np.arange(size_px) - (size_px - 1) / 2.0) * pixel_mm
     i0, w0, w1 = _interpolation(coarse, fine)
     rows = (shading[:, i0, :] * w0[None, :, None] + shading[:, i0 + 1, :] * w1[None, :, None]).astype(np.float32)
-    w0, w1 = w0.astype(np.float32), w1.astype(np.float32)
-    return rows[:, :, i0] * w0[None, None, :] + rows[:, :, i0 + 1] * w1[None, None, :]
+    # np.take keeps the output C-contiguous (fancy indexing on the last axis returned Fortran order,
+    # which made every later step on the batch, the FFT included, several times slower).
+    out = np.take(rows, i0, axis=2)
+    out *= w0.astype(np.float32)
+    right = np.take(rows, i0 + 1, axis=2)
+    right *= w1.astype(np.float32)
+    out += right
+    return out
 
 
 def _window(k: np.ndarray, fraction: np.ndarray, kind: np.ndarray, strength: np.ndarray) -> np.ndarray:

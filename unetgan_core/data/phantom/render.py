@@ -15,11 +15,11 @@ import numpy as np
 
 from unetgan_core.data.normalise import normalise_images
 from unetgan_core.data.phantom.acquisition import acquire
-from unetgan_core.data.phantom.anatomy import PHASES, Anatomy, Scene, sample_anatomy, slice_positions, slice_scene
-from unetgan_core.data.phantom.shapes import Ellipse, coverage
+from unetgan_core.data.phantom.anatomy import PHASES, Anatomy, sample_anatomy, slice_positions, slice_scene
+from unetgan_core.data.phantom.raster import Grid, Rasteriser
 from unetgan_core.data.phantom.styles import VendorStyle, resolve_style
-from unetgan_core.data.phantom.tissues import TISSUE_ID, tissue_signals
-from unetgan_core.data.sliceset import MYOCARDIUM, RIGHT_VENTRICLE, SliceSet
+from unetgan_core.data.phantom.tissues import tissue_signals
+from unetgan_core.data.sliceset import MYOCARDIUM, SliceSet
 from unetgan_core.errors import UserError
 from unetgan_core.hashing import derive_seed
 
@@ -60,69 +60,6 @@ def _check_geometry(size_px: int, pixel_mm: float) -> None:
         raise UserError(f"pixel_mm = {pixel_mm!r}; allowed: 0.1..20 mm")
 
 
-class Grid:
-    """Pixel-centre coordinates (mm) of a square image, with bounding-box windows."""
-
-    def __init__(self, size_px: int, pixel_mm: float) -> None:
-        self.size_px, self.pixel_mm = size_px, float(pixel_mm)
-        # float32 halves the memory traffic of rasterising; mm positions need far less precision.
-        self.coords = ((np.arange(size_px) - (size_px - 1) / 2.0) * self.pixel_mm).astype(np.float32)
-
-    def window(self, cx: float, cy: float, reach_mm: float) -> tuple[slice, slice]:
-        """Rows and columns that can be touched by a shape of ``reach_mm`` around (cx, cy)."""
-        pad = reach_mm + 2.0 * self.pixel_mm
-        c0, c1, r0, r1 = np.searchsorted(self.coords, [cx - pad, cx + pad, cy - pad, cy + pad]).tolist()
-        return slice(r0, r1), slice(c0, c1)
-
-
-def rasterise(scene: Scene, signals: np.ndarray, grid: Grid, include_rv: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Paint a scene with partial volume, and label it by pixel centre.
-
-    Args:
-        scene: layers (back to front) and label outlines.
-        signals: float64 ``[n_tissues]`` signal per tissue (``tissues.tissue_signals``).
-        grid: the pixel grid.
-        include_rv: keep label 3 for the RV cavity (else it stays background).
-
-    Returns:
-        (float32 ``[H, W]`` signal, uint8 ``[H, W]`` labels).
-    """
-    n = grid.size_px
-    image = np.zeros((n, n), dtype=np.float32)
-    clips: dict[int, np.ndarray] = {}  # full-image coverage of each clip shape, computed once
-
-    def full_coverage(shape) -> np.ndarray:
-        if id(shape) not in clips:
-            clips[id(shape)] = coverage(shape, grid.coords[None, :], grid.coords[:, None], grid.pixel_mm)
-        return clips[id(shape)]
-
-    # A clip shape that is also painted (the thoracic cavity) is evaluated once on the full image and
-    # sliced for its own layer. Only for ellipses: their distance uses correctly rounded arithmetic
-    # alone, so a pixel's value does not depend on the array it is computed in (Polar uses arctan2).
-    reusable = {id(layer.clip) for layer in scene.layers if isinstance(layer.clip, Ellipse)}
-    for layer in scene.layers:
-        shape = layer.shape
-        rows, cols = grid.window(shape.cx, shape.cy, shape.reach_mm)
-        if rows.start >= rows.stop or cols.start >= cols.stop:
-            continue
-        if id(shape) in reusable:
-            alpha = full_coverage(shape)[rows, cols].copy()
-        else:
-            alpha = coverage(shape, grid.coords[None, cols], grid.coords[rows, None], grid.pixel_mm)
-        if layer.clip is not None:
-            alpha *= full_coverage(layer.clip)[rows, cols]
-        patch = image[rows, cols]
-        patch += alpha * (np.float32(signals[TISSUE_ID[layer.tissue]]) - patch)
-    labels = np.zeros((n, n), dtype=np.uint8)
-    for shape, value in scene.labels:
-        if value == RIGHT_VENTRICLE and not include_rv:
-            continue
-        rows, cols = grid.window(shape.cx, shape.cy, shape.reach_mm)
-        inside = shape.distance(grid.coords[None, cols], grid.coords[rows, None]) < 0
-        labels[rows, cols][inside] = value
-    return image, labels
-
-
 @dataclasses.dataclass(frozen=True)
 class ImageJob:
     """One image to make: which subject, slice, phase, and its own seeds."""
@@ -142,6 +79,7 @@ def _render_chunk(
     signal = np.empty((len(jobs), n, n), dtype=np.float32)
     labels = np.empty((len(jobs), n, n), dtype=np.uint8)
     params, noise_seeds = [], []
+    rasterise = Rasteriser(grid, include_rv)  # reuses a subject's anatomy-only coverage between its images
     for i, job in enumerate(jobs):
         anat = job.anatomy
         p = style.sample(np.random.default_rng(derive_seed(job.image_seed, "params")))
@@ -153,7 +91,7 @@ def _render_chunk(
             label_seed=derive_seed(anat.seed, "label", job.slice_index, job.phase),
         )
         signals = tissue_signals(p["flip_angle_deg"], p["te_ms"], p["blood_inflow"])
-        signal[i], labels[i] = rasterise(scene, signals, grid, include_rv)
+        signal[i], labels[i] = rasterise(scene, signals)
         params.append(p)
         noise_seeds.append(derive_seed(job.image_seed, "noise"))
     raw = acquire(signal, labels == MYOCARDIUM, params, noise_seeds, grid.pixel_mm)

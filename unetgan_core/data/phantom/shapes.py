@@ -78,21 +78,45 @@ class Polar:
         return float(np.max(self.radius))
 
     def distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        # float64: an angle on a table-bin edge must fall the same way on every machine.
-        dtype = np.dtype(np.float64)
-        dx, dy = x.astype(dtype) - self.cx, y.astype(dtype) - self.cy
-        r = np.sqrt(dx * dx + dy * dy)
-        theta = np.arctan2(dy, dx)
-        # Shift by a whole turn so the value is positive and truncation equals floor.
-        rel = (theta - dtype.type(self.rotation - 3.0 * np.pi)) * dtype.type(N_ANGLES / (2.0 * np.pi))
-        idx = rel.astype(np.int64) % N_ANGLES
-        d = r - self.radius.astype(dtype)[idx]
+        return self.distance_in(polar_frame(x, y, self.cx, self.cy, self.rotation))
+
+    def distance_in(self, frame: PolarFrame) -> np.ndarray:
+        """``distance`` from a frame of this shape's centre and rotation (``polar_frame``), e.g. a slice
+        of one computed for several outlines around the same centre."""
+        d = frame.r - self.radius.astype(np.float64)[frame.bin]
         if self.sector is not None:
             centre, half = self.sector
             # Arc distance to the wedge's straight sides.
-            d_side = (np.abs(wrap_angle(theta - dtype.type(centre))) - dtype.type(half)) * r
+            d_side = (np.abs(wrap_angle(frame.theta - np.float64(centre))) - np.float64(half)) * frame.r
             d = np.maximum(d, d_side)
         return d
+
+
+@dataclasses.dataclass(frozen=True)
+class PolarFrame:
+    """Polar coordinates of pixel centres around a centre: radius (mm), angle, angle-table bin."""
+
+    r: np.ndarray
+    theta: np.ndarray
+    bin: np.ndarray
+
+    def __getitem__(self, index) -> PolarFrame:
+        return PolarFrame(self.r[index], self.theta[index], self.bin[index])
+
+
+def polar_frame(x: np.ndarray, y: np.ndarray, cx: float, cy: float, rotation: float) -> PolarFrame:
+    """The ``PolarFrame`` of pixel centres ``x``, ``y`` (mm, broadcastable) around (cx, cy).
+
+    Computed per pixel alone (no value depends on its neighbours), so a slice of a frame over a
+    larger window equals the frame of the smaller window.
+    """
+    # float64: an angle on a table-bin edge must fall the same way on every machine.
+    dx, dy = x.astype(np.float64) - cx, y.astype(np.float64) - cy
+    r = np.sqrt(dx * dx + dy * dy)
+    theta = np.arctan2(dy, dx)
+    # Shift by a whole turn so the value is positive and truncation equals floor.
+    rel = (theta - np.float64(rotation - 3.0 * np.pi)) * np.float64(N_ANGLES / (2.0 * np.pi))
+    return PolarFrame(r, theta, rel.astype(np.int64) % N_ANGLES)
 
 
 def coverage(shape, x: np.ndarray, y: np.ndarray, pixel_mm: float) -> np.ndarray:
@@ -103,7 +127,11 @@ def coverage(shape, x: np.ndarray, y: np.ndarray, pixel_mm: float) -> np.ndarray
         x, y: pixel-centre coordinates in mm (broadcastable).
         pixel_mm: pixel size in mm.
     """
-    d = shape.distance(x, y)
+    return partial_volume(shape.distance(x, y), pixel_mm)
+
+
+def partial_volume(d: np.ndarray, pixel_mm: float) -> np.ndarray:
+    """``clip(0.5 - d / pixel_mm, 0, 1)`` of signed distances ``d`` (mm), in place on ``d``."""
     d *= d.dtype.type(-1.0 / pixel_mm)
     d += d.dtype.type(0.5)
     return np.minimum(np.maximum(d, 0, out=d), 1, out=d)
