@@ -12,6 +12,7 @@ right is on the image left (radiological convention), so the RV lies left of the
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -44,10 +45,22 @@ class Scene:
 
 
 def _harmonics(rng: np.random.Generator, orders: range, amplitude: float, decay: float = 1.0) -> np.ndarray:
-    """A smooth periodic table over ``_THETA``: random Fourier series with 1/k**decay amplitudes."""
+    """A smooth periodic table over ``_THETA``: random Fourier series with 1/k**decay amplitudes.
+
+    Per order, an amplitude factor uniform in [0.3, 1) then a phase uniform in [0, 2 pi) are drawn,
+    as ``rng.uniform`` draws them (``low + (high - low) * random()``), all in one call; the terms are
+    summed in order of k.
+    """
+    draws = rng.random((len(orders), 2))
+    weights = [
+        amplitude * (0.3 + (1.0 - 0.3) * a) / k**decay for k, a in zip(orders, draws[:, 0].tolist(), strict=True)
+    ]
+    phases = (2 * np.pi) * draws[:, 1]
+    terms = np.cos(np.asarray(orders, dtype=np.float64)[:, None] * _THETA + phases[:, None])
     out = np.zeros(N_ANGLES)
-    for k in orders:
-        out += amplitude * rng.uniform(0.3, 1.0) / k**decay * np.cos(k * _THETA + rng.uniform(0, 2 * np.pi))
+    for weight, term in zip(weights, terms, strict=True):
+        term *= weight
+        out += term
     return out
 
 
@@ -90,6 +103,11 @@ class Anatomy:
     rv: tuple[float, float, float, float, float, float]
     fat_margin: np.ndarray
     groove_fat_mm: float
+
+    @functools.cached_property
+    def area_factors(self) -> tuple[float, float]:
+        """``_shape_area_factor`` of the endocardial and epicardial shapes (every slice uses them)."""
+        return _shape_area_factor(self.endo_shape), _shape_area_factor(self.epi_shape)
 
 
 def sample_anatomy(seed: int) -> Anatomy:
@@ -158,7 +176,7 @@ def lv_radii(anat: Anatomy, position: float, phase: str) -> tuple[float, float]:
     """
     if phase not in PHASES:
         raise UserError(f"phase {phase!r} is not one of {', '.join(PHASES)}")
-    k_endo, k_epi = _shape_area_factor(anat.endo_shape), _shape_area_factor(anat.epi_shape)
+    k_endo, k_epi = anat.area_factors
     endo_ed = anat.endo_mid_mm * _profile(position)
     epi_ed = endo_ed + anat.wall_mm * (0.8 + 0.2 * position)  # the apex is a little thinner
     if phase == "ED":

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from unetgan_core.data.normalise import normalise_images
+from unetgan_core.data.normalise import normalise_stored_integers
 from unetgan_core.data.phantom.acquisition import acquire
 from unetgan_core.data.phantom.anatomy import PHASES, Anatomy, sample_anatomy, slice_positions, slice_scene
 from unetgan_core.data.phantom.raster import Grid, Rasteriser
@@ -95,7 +95,9 @@ def _render_chunk(
         params.append(p)
         noise_seeds.append(derive_seed(job.image_seed, "noise"))
     raw = acquire(signal, labels == MYOCARDIUM, params, noise_seeds, grid.pixel_mm)
-    return (normalise_images(raw) if normalise else raw), labels
+    if normalise:  # the stored integers' percentiles come from a histogram: the same as normalise_images
+        raw = normalise_stored_integers(raw, 2 ** max(p["bits"] for p in params))
+    return raw, labels
 
 
 def render_jobs(
