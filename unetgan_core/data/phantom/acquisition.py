@@ -2,7 +2,7 @@
 
 Order, per image: surface-coil shading with partial intensity correction -> k-space
 truncation with an apodisation window (blur, Gibbs ringing) -> complex Gaussian noise
-(Rician magnitude) -> vendor intensity transfer curve -> integer quantisation. Images are
+(Rician magnitude) -> vendor intensity transfer curve -> integer quantisation (``transfer.py``). Images are
 float32 numpy (scipy's pocketfft for the FFT), batched over images, with each image's
 randomness drawn from its own seed so a result does not depend on the batch it came in.
 Transcendental functions (whose last bit may differ between CPUs' vector libraries) run
@@ -15,6 +15,7 @@ import numpy as np
 import scipy.fft
 
 from unetgan_core.data.phantom.styles import WINDOWS
+from unetgan_core.data.phantom.transfer import transfer_and_quantise
 
 # Coil elements (x, y in mm, image frame) over the anterior chest and under the back.
 _COILS_MM = ((0.0, -135.0), (0.0, 140.0))
@@ -153,37 +154,6 @@ def myocardium_mean(noiseless: np.ndarray, myo_mask: np.ndarray) -> np.ndarray:
     sums = np.where(myo_mask, noiseless, 0.0).sum(axis=(1, 2), dtype=np.float64)
     counts = myo_mask.sum(axis=(1, 2))
     return np.abs(np.where(counts > 0, sums / np.maximum(counts, 1), noiseless.mean(axis=(1, 2), dtype=np.float64)))
-
-
-def transfer_and_quantise(
-    magnitude: np.ndarray, full_scale: np.ndarray, gamma: np.ndarray, bits: np.ndarray
-) -> np.ndarray:
-    """Map magnitudes through the vendor's gamma curve to stored integers.
-
-    ``round(clip(m / full_scale, 0, 1) ** gamma * (2**bits - 1))``; brighter pixels clip.
-
-    Args:
-        magnitude: ``[B, H, W]`` magnitudes.
-        full_scale: ``[B]`` magnitude stored as the largest integer.
-        gamma: ``[B]`` exponent of the transfer curve.
-        bits: ``[B]`` stored bit depth.
-
-    Returns:
-        float32 ``[B, H, W]`` of integer values in [0, 2**bits - 1].
-    """
-    scale = 1.0 / np.where(full_scale > 0, full_scale, 1.0)[:, None, None]
-    levels = (2.0 ** np.asarray(bits, dtype=np.float64) - 1.0)[:, None, None]
-    # One float64 buffer, updated in place: the same operations in the same order as the formula,
-    # without a temporary per step (this runs on every pixel of every image).
-    y = np.multiply(magnitude, scale, dtype=np.float64)
-    np.minimum(y, 1.0, out=y)
-    with np.errstate(divide="ignore"):  # log(0) = -inf gives exp(-inf) = 0, as 0 ** gamma
-        np.log(y, out=y)
-    y *= np.asarray(gamma, dtype=np.float64)[:, None, None]
-    np.exp(y, out=y)
-    y *= levels
-    y += 0.5
-    return np.floor(y, out=y).astype(np.float32)
 
 
 def acquire(
