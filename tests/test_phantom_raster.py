@@ -33,3 +33,16 @@ def test_a_slice_of_a_larger_polar_frame_gives_the_same_distances():
     rows, cols = slice(8, 30), slice(5, 33)
     direct = shape.distance(coords[None, cols], coords[rows, None])
     np.testing.assert_array_equal(shape.distance_in(big[rows, cols]), direct)
+
+
+def test_windows_equal_searchsorted_on_the_coordinates():
+    grid = Grid(33, 3.0)
+    rng = np.random.default_rng(0)
+    edges = grid.coords.astype(np.float64)
+    # Random centres, and centres whose window edges fall exactly on (or one ulp off) pixel centres.
+    centres = [(float(x), float(y), float(r)) for x, y, r in rng.uniform([-60, -60, 0], [60, 60, 40], (200, 3))]
+    centres += [(float(np.nextafter(e, d)) + 2 * 3.0 + 1.0, 0.0, 1.0) for e in edges for d in (-np.inf, 0, np.inf)]
+    for cx, cy, reach in centres:
+        pad = reach + 2.0 * 3.0
+        c0, c1, r0, r1 = np.searchsorted(grid.coords, [cx - pad, cx + pad, cy - pad, cy + pad]).tolist()
+        assert grid.window(cx, cy, reach) == (slice(r0, r1), slice(c0, c1))

@@ -11,6 +11,8 @@ as without the reuse, so the images are the same bit for bit.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import numpy as np
 
 from unetgan_core.data.phantom.anatomy import Scene
@@ -28,12 +30,16 @@ class Grid:
         self.size_px, self.pixel_mm = size_px, float(pixel_mm)
         # float32 halves the memory traffic of rasterising; mm positions need far less precision.
         self.coords = ((np.arange(size_px) - (size_px - 1) / 2.0) * self.pixel_mm).astype(np.float32)
+        # The same coordinates as Python floats (exact): bisect gives np.searchsorted's answer
+        # without building an array per call (a scene asks for dozens of windows).
+        self._edges = self.coords.tolist()
 
     def window(self, cx: float, cy: float, reach_mm: float) -> Window:
         """Rows and columns that can be touched by a shape of ``reach_mm`` around (cx, cy)."""
         pad = reach_mm + 2.0 * self.pixel_mm
-        c0, c1, r0, r1 = np.searchsorted(self.coords, [cx - pad, cx + pad, cy - pad, cy + pad]).tolist()
-        return slice(r0, r1), slice(c0, c1)
+        edges = self._edges
+        rows = slice(bisect_left(edges, cy - pad), bisect_left(edges, cy + pad))
+        return rows, slice(bisect_left(edges, cx - pad), bisect_left(edges, cx + pad))
 
     def axes(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """x ``[1, w]`` and y ``[h, 1]`` pixel-centre coordinates of a window."""
@@ -72,17 +78,18 @@ class Rasteriser:
 
     def _full_coverage(self, shape: Ellipse) -> np.ndarray:
         """Coverage of ``shape`` on the whole image (clip shapes)."""
-        if shape not in self._full:
+        alpha = self._full.get(shape)
+        if alpha is None:
             grid = self.grid
-            self._full[shape] = partial_volume(
-                shape.distance(grid.coords[None, :], grid.coords[:, None]), grid.pixel_mm
-            )
-        return self._full[shape]
+            x, y = grid.coords[None, :], grid.coords[:, None]
+            alpha = self._full[shape] = partial_volume(shape.distance(x, y), grid.pixel_mm)
+        return alpha
 
     def _ellipse_alpha(self, shape: Ellipse, clip: Ellipse | None, is_clip: bool) -> tuple[Window, np.ndarray] | None:
         """Window and coverage (times the clip's) of an ellipse layer, or None off the image."""
         key = (shape, clip, is_clip)
-        if key not in self._layers:
+        found = self._layers.get(key, False)
+        if found is False:
             window = self.grid.window(shape.cx, shape.cy, shape.reach_mm)
             if _empty(window):
                 self._layers[key] = None
@@ -96,8 +103,8 @@ class Rasteriser:
                 alpha = partial_volume(shape.distance(*self.grid.axes(window)), self.grid.pixel_mm)
             if clip is not None:
                 alpha *= self._full_coverage(clip)[window]
-            self._layers[key] = (window, alpha)
-        return self._layers[key]
+            found = self._layers[key] = (window, alpha)
+        return found
 
     def _polar_frames(self, shapes: list[Polar]) -> dict[tuple, tuple[Window, PolarFrame]]:
         """One frame per (centre, rotation), over the window of the largest outline around it."""
@@ -131,12 +138,12 @@ class Rasteriser:
         labelled = [(s, v) for s, v in scene.labels if v != RIGHT_VENTRICLE or self.include_rv]
         polars = [layer.shape for layer in scene.layers if isinstance(layer.shape, Polar)]
         frames = self._polar_frames(polars + [s for s, _ in labelled if isinstance(s, Polar)])
-        clips = {layer.clip for layer in scene.layers if layer.clip is not None}
+        clips = {id(layer.clip) for layer in scene.layers if layer.clip is not None}
         image = np.zeros((n, n), dtype=np.float32)
         for layer in scene.layers:
             shape = layer.shape
             if isinstance(shape, Ellipse):
-                found = self._ellipse_alpha(shape, layer.clip, shape in clips)
+                found = self._ellipse_alpha(shape, layer.clip, id(shape) in clips)
                 if found is None:
                     continue
                 window, alpha = found
