@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from unetgan_core.data.phantom import raster
 from unetgan_core.data.phantom.anatomy import sample_anatomy, slice_positions, slice_scene
 from unetgan_core.data.phantom.raster import Grid, Rasteriser, rasterise
 from unetgan_core.data.phantom.shapes import Polar, polar_frame
@@ -46,3 +47,16 @@ def test_windows_equal_searchsorted_on_the_coordinates():
         pad = reach + 2.0 * 3.0
         c0, c1, r0, r1 = np.searchsorted(grid.coords, [cx - pad, cx + pad, cy - pad, cy + pad]).tolist()
         assert grid.window(cx, cy, reach) == (slice(r0, r1), slice(c0, c1))
+
+
+def test_small_ellipses_computed_together_equal_one_by_one(monkeypatch):
+    scene = slice_scene(sample_anatomy(5), 0.5, "ES", slice_seed=1, label_seed=2)
+    signals = tissue_signals(45.0, 1.2, 1.0)
+    for size in (64, 192):
+        grid = Grid(size, 288.0 / size)
+        together = rasterise(scene, signals, grid, include_rv=False)
+        monkeypatch.setattr(raster, "SMALL_PX", 0)
+        alone = rasterise(scene, signals, grid, include_rv=False)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(together[0], alone[0])
+        np.testing.assert_array_equal(together[1], alone[1])

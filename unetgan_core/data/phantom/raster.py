@@ -16,11 +16,14 @@ from bisect import bisect_left
 import numpy as np
 
 from unetgan_core.data.phantom.anatomy import Scene
-from unetgan_core.data.phantom.shapes import Ellipse, Polar, PolarFrame, partial_volume, polar_frame
+from unetgan_core.data.phantom.shapes import Ellipse, Polar, PolarFrame, ellipse_distance, partial_volume, polar_frame
 from unetgan_core.data.phantom.tissues import TISSUE_ID
 from unetgan_core.data.sliceset import RIGHT_VENTRICLE
 
 Window = tuple[slice, slice]
+# Ellipses whose window fits in SMALL_PX x SMALL_PX pixels are computed together (vessels, papillary
+# muscles, groove fat): rasterising 1.0-1.2x faster at 192 px and 1.2-1.4x at 64 px than one by one.
+SMALL_PX = 16
 
 
 class Grid:
@@ -119,6 +122,39 @@ class Rasteriser:
             frames[key] = (window, polar_frame(*self.grid.axes(window), *key))
         return frames
 
+    def _prefetch_small(self, layers: list, clips: set[int]) -> None:
+        """Cache the coverage of a scene's new small ellipse layers, computed in one batch.
+
+        Each is evaluated on a ``SMALL_PX``-square block starting at its window (edges clamped)
+        and cut to its window; the operations per pixel are those of ``Ellipse.distance``. One
+        batch instead of a dozen small calls, each dominated by numpy's per-call overhead.
+        """
+        todo = []
+        for layer in layers:
+            shape = layer.shape
+            if not isinstance(shape, Ellipse) or id(shape) in clips or (shape, layer.clip, False) in self._layers:
+                continue
+            rows, cols = window = self.grid.window(shape.cx, shape.cy, shape.reach_mm)
+            if not _empty(window) and rows.stop - rows.start <= SMALL_PX and cols.stop - cols.start <= SMALL_PX:
+                todo.append((layer, window))
+        if len(todo) < 2:
+            return
+        grid, last = self.grid, self.grid.size_px - 1
+        steps = np.arange(SMALL_PX)
+        rows = np.minimum(np.array([w[0].start for _, w in todo])[:, None] + steps, last)
+        cols = np.minimum(np.array([w[1].start for _, w in todo])[:, None] + steps, last)
+        constants = np.array([layer.shape.constants(np.dtype(np.float32)) for layer, _ in todo], dtype=np.float32)
+        constants = constants.T[:, :, None, None]  # 6 x [N, 1, 1]
+        alphas = partial_volume(
+            ellipse_distance(grid.coords[cols][:, None, :], grid.coords[rows][:, :, None], *constants), grid.pixel_mm
+        )
+        for (layer, window), block in zip(todo, alphas, strict=True):
+            rows, cols = window
+            alpha = block[: rows.stop - rows.start, : cols.stop - cols.start].copy()
+            if layer.clip is not None:
+                alpha *= self._full_coverage(layer.clip)[window]
+            self._layers[(layer.shape, layer.clip, False)] = (window, alpha)
+
     @staticmethod
     def _polar_distance(shape: Polar, window: Window, frames: dict) -> np.ndarray:
         outer, frame = frames[(shape.cx, shape.cy, shape.rotation)]
@@ -139,6 +175,7 @@ class Rasteriser:
         polars = [layer.shape for layer in scene.layers if isinstance(layer.shape, Polar)]
         frames = self._polar_frames(polars + [s for s, _ in labelled if isinstance(s, Polar)])
         clips = {id(layer.clip) for layer in scene.layers if layer.clip is not None}
+        self._prefetch_small(scene.layers, clips)
         image = np.zeros((n, n), dtype=np.float32)
         for layer in scene.layers:
             shape = layer.shape

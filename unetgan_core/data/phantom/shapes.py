@@ -41,18 +41,31 @@ class Ellipse:
     def reach_mm(self) -> float:
         return max(self.a, self.b)
 
+    def constants(self, dtype: np.dtype) -> tuple:
+        """Centre, cos and sin of the angle, 1/a^2 and 1/b^2 in ``dtype`` (for ``ellipse_distance``)."""
+        t = dtype.type
+        cos, sin = np.cos(self.angle), np.sin(self.angle)
+        return t(self.cx), t(self.cy), t(cos), t(sin), t(1.0 / (self.a * self.a)), t(1.0 / (self.b * self.b))
+
     def distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        dtype = np.result_type(x, y)
-        dx, dy = x - dtype.type(self.cx), y - dtype.type(self.cy)
-        c, s = dtype.type(np.cos(self.angle)), dtype.type(np.sin(self.angle))
-        ia2, ib2 = dtype.type(1.0 / (self.a * self.a)), dtype.type(1.0 / (self.b * self.b))
-        u = dx * c + dy * s  # broadcasting [1, W] and [H, 1] to [H, W]
-        v = dy * c - dx * s
-        ua, vb = u * ia2, v * ib2
-        q = np.sqrt(u * ua + v * vb)  # normalised radius, 1 on the outline
-        # First-order distance to the level set q = 1: (q - 1) / |grad q|, with
-        # |grad q| = |(u / a^2, v / b^2)| / q; exact for circles, close within a pixel elsewhere.
-        return (q - 1) * q / (np.sqrt(ua * ua + vb * vb) + dtype.type(1e-12))
+        return ellipse_distance(x, y, *self.constants(np.result_type(x, y)))
+
+
+def ellipse_distance(x: np.ndarray, y: np.ndarray, cx, cy, cos, sin, ia2, ib2) -> np.ndarray:
+    """Approximate signed distance (mm) from pixel centres to ellipses given by ``Ellipse.constants``.
+
+    The constants are scalars for one ellipse ([1, W] and [H, 1] coordinates), or ``[N, 1, 1]``
+    arrays for N ellipses at once (``[N, 1, W]``, ``[N, H, 1]``): every pixel gets the same
+    correctly rounded operations either way, so the same value as alone.
+    """
+    dx, dy = x - cx, y - cy
+    u = dx * cos + dy * sin  # broadcasting [1, W] and [H, 1] to [H, W]
+    v = dy * cos - dx * sin
+    ua, vb = u * ia2, v * ib2
+    q = np.sqrt(u * ua + v * vb)  # normalised radius, 1 on the outline
+    # First-order distance to the level set q = 1: (q - 1) / |grad q|, with
+    # |grad q| = |(u / a^2, v / b^2)| / q; exact for circles, close within a pixel elsewhere.
+    return (q - 1) * q / (np.sqrt(ua * ua + vb * vb) + q.dtype.type(1e-12))
 
 
 @dataclasses.dataclass(frozen=True)
