@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unetgan_core.data.phantom.styles import STYLE_RANGES, STYLES, style_from_dict
-from unetgan_core.data.phantom.tissues import TISSUE_ID, bssfp_signal, tissue_signals
+from unetgan_core.data.phantom.tissues import TISSUE_ID, TISSUES, bssfp_signal, tissue_signals
 from unetgan_core.errors import UserError
 
 
@@ -75,6 +75,14 @@ def test_tissue_contrast_is_bssfp_like():
     assert s[TISSUE_ID["air"]] == 0.0
     assert s[TISSUE_ID["fat"]] > s[TISSUE_ID["blood"]] > s[TISSUE_ID["myocardium"]] > s[TISSUE_ID["lung"]]
     assert tissue_signals(60.0, 1.5, 1.3)[TISSUE_ID["blood"]] == pytest.approx(1.3 * s[TISSUE_ID["blood"]])
+
+
+@pytest.mark.parametrize("flip, te", [(35.0, 1.1), (61.3, 1.57), (78.0, 2.4), (179.0, 19.9)])
+def test_all_tissues_at_once_equal_one_tissue_at_a_time(flip, te):
+    s = tissue_signals(flip, te, 1.2)
+    for name, t in TISSUES.items():
+        alone = bssfp_signal(t.pd, t.t1_ms, t.t2_ms, flip, te) * (1.2 if name == "blood" else 1.0)
+        assert s[TISSUE_ID[name]] == alone  # bit for bit: the phantom's images must not move
 
 
 def test_blood_myocardium_contrast_of_style_means_is_ordered():
