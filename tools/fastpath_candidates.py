@@ -84,18 +84,133 @@ def _compiled(model: torch.nn.Module, channels_last: bool, freezing: bool, mode:
     return run
 
 
-def candidates(model: torch.nn.Module, example: torch.Tensor) -> dict[str, Callable[[], Predict]]:
-    """Builders of every candidate, by name; building one may compile (timed apart)."""
+def _compiled_frozen(model: torch.nn.Module, example: torch.Tensor, channels_last: bool, cpp_wrapper: bool) -> Predict:
+    """Inductor with weight freezing (constant folding, conv weight prepacking): the config is set while
+    compiling, which happens on the first call, made here under no_grad as every later call."""
+    import torch._inductor.config as inductor_config
+
+    net = _copy(model)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    compiled = torch.compile(net)
+
+    def layout(x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    with inductor_config.patch(freezing=True, cpp_wrapper=cpp_wrapper), torch.no_grad():
+        compiled(layout(example))
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return compiled(layout(x))
+
+    return run
+
+
+def _jit_onednn(model: torch.nn.Module, example: torch.Tensor) -> Predict:
+    """A frozen traced model run by TorchScript's oneDNN Graph fuser (``torch.jit.enable_onednn_fusion``)."""
+    torch.jit.enable_onednn_fusion(True)
+    net = _copy(model)
+    with torch.no_grad():
+        frozen = torch.jit.freeze(torch.jit.trace(net, example))
+        for _ in range(3):  # the profiling executor fuses after its profiling runs
+            frozen(example)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return frozen(x)
+
+    return run
+
+
+def _onnx_graph(model: torch.nn.Module) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    torch.onnx.export(
+        _copy(model),
+        (torch.zeros(1, 1, 64, 64),),
+        buffer,
+        dynamo=False,
+        input_names=["image"],
+        output_names=["scores"],
+        dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "scores": {0: "n", 2: "h", 3: "w"}},
+    )
+    return buffer.getvalue()
+
+
+def _ort(graph: bytes, level: str) -> Predict:
+    import onnxruntime
+
+    from unetgan_core.external.loaders import OnnxModule
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = getattr(onnxruntime.GraphOptimizationLevel, level)
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    module = OnnxModule(session, "lv_unet")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return run
+
+
+def _ort_int8(model: torch.nn.Module, calibration: torch.Tensor, static: bool) -> Predict:
+    """Convolutions in int8 (weights per channel), GroupNorm and the rest in float: static QDQ calibrated on
+    ``calibration`` images (not the dDice test images), or dynamic (activation scales per call)."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime import quantization as q
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{"image": calibration[i : i + 4].numpy()} for i in range(0, len(calibration), 4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, target = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        source.write_bytes(_onnx_graph(model))
+        if static:
+            q.quantize_static(
+                str(source),
+                str(target),
+                Reader(),
+                quant_format=q.QuantFormat.QDQ,
+                op_types_to_quantize=["Conv"],
+                per_channel=True,
+                activation_type=q.QuantType.QUInt8,
+                weight_type=q.QuantType.QInt8,
+            )
+        else:
+            q.quantize_dynamic(str(source), str(target), op_types_to_quantize=["Conv"], weight_type=q.QuantType.QUInt8)
+        return _ort(target.read_bytes(), "ORT_ENABLE_ALL")
+
+
+def candidates(
+    model: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor
+) -> dict[str, Callable[[], Predict]]:
+    """Builders of every candidate, by name; building one may export, quantize or compile (timed apart)."""
     return {
         "channels_last": lambda: _channels_last(model),
+        "onnxruntime": lambda: _ort(_onnx_graph(model), "ORT_ENABLE_ALL"),
+        "onnxruntime_no_layout": lambda: _ort(_onnx_graph(model), "ORT_ENABLE_EXTENDED"),
+        "onnxruntime_int8_static": lambda: _ort_int8(model, calibration, static=True),
+        "onnxruntime_int8_dynamic": lambda: _ort_int8(model, calibration, static=False),
         "jit_freeze": lambda: _jit_frozen(model, example, channels_last=False),
         "jit_freeze+channels_last": lambda: _jit_frozen(model, example, channels_last=True),
+        "jit_freeze+onednn_fusion": lambda: _jit_onednn(model, example),
         "compile": lambda: _compiled(model, channels_last=False, freezing=False),
-        "compile+freezing": lambda: _compiled(model, channels_last=False, freezing=True),
-        "compile+freezing+channels_last": lambda: _compiled(model, channels_last=True, freezing=True),
-        "compile_max_autotune+freezing": lambda: _compiled(
-            model, channels_last=False, freezing=True, mode="max-autotune-no-cudagraphs"
+        "compile+freezing": lambda: _compiled_frozen(model, example, channels_last=False, cpp_wrapper=False),
+        "compile+freezing+channels_last": lambda: _compiled_frozen(
+            model, example, channels_last=True, cpp_wrapper=False
         ),
+        "compile+freezing+cpp_wrapper": lambda: _compiled_frozen(model, example, channels_last=True, cpp_wrapper=True),
     }
 
 
@@ -132,11 +247,11 @@ def mean_dice(predict: Predict, images: torch.Tensor, labels: np.ndarray) -> flo
     return float(np.mean([_dice(p, t) for p, t in zip(preds, labels, strict=True)]))
 
 
-def phantom_test_set(size: int, n: int) -> tuple[torch.Tensor, np.ndarray]:
+def phantom_test_set(size: int, n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
     """``n`` slices of the phantom's source style (philips) at ``size`` px, with labels."""
     from unetgan_core.data.sources import create_source
 
-    source = create_source("phantom", size_px=size, subjects_per_vendor=6, slices_per_subject=3, seed=0)
+    source = create_source("phantom", size_px=size, subjects_per_vendor=6, slices_per_subject=3, seed=seed)
     slices = source.load("philips", source.subjects("philips"))
     return torch.as_tensor(slices.images[:n, None], dtype=torch.float32), slices.labels[:n]
 
@@ -153,7 +268,10 @@ def main() -> None:
         "--model", help="a trained LV-Unet checkpoint (an artifact's model.pt) for dDice; default: untrained"
     )
     parser.add_argument("--dice-size", type=int, default=64, help="phantom size of the dDice test images (px)")
+    parser.add_argument("--threads", type=int, help="torch and onnxruntime intra-op threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.model:
         from unetgan_core.checkpoint import build_from_checkpoint
@@ -163,10 +281,11 @@ def main() -> None:
         model = create_model("lv_unet", width=args.width).eval()
     x = torch.rand(args.batch, 1, args.size, args.size, generator=torch.Generator().manual_seed(0))
     test_x, test_y = phantom_test_set(args.dice_size, 54)
+    calibration, _ = phantom_test_set(args.dice_size, 32, seed=1)  # int8 scales: other phantom subjects
     reference = _eager(model)
     ref_dice = mean_dice(reference, test_x, test_y)
     rows = []
-    for name, build in candidates(model, x).items():
+    for name, build in candidates(model, x, calibration).items():
         if args.only and name not in args.only:
             continue
         try:
