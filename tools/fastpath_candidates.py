@@ -6,9 +6,14 @@ at ``--size`` px on the model (weights do not change the cost); dDice is the mea
 candidate's predictions minus fp32 eager's on 54 phantom source-style (philips) slices at
 ``--dice-size`` px, with a trained Unet (``--model``, e.g. quick's clean Unet:
 ``~/.cache/unetgan-bench/unet/<hash>/model.pt``, trained at 64 px) or, without one, an untrained
-width-``--width`` LV-Unet (then only "does it change predictions" is meaningful).
+width-``--width`` LV-Unet (then only "does it change predictions" is meaningful). The int8
+candidates take their activation scales from other phantom subjects (seed 1), never the dDice images.
 
-    python tools/fastpath_candidates.py --size 192 --batch 4 --json /tmp/candidates.json
+The summary line also gives the fp32 ceiling: the model's FLOPs per image, eager's achieved GFLOP/s
+and the fp32 matmul peak (``throughput.peak``) measured in the same run; their ratio bounds what any
+fp32 candidate can gain (one that ran every FLOP at the matmul peak).
+
+    PYTHONPATH=. python tools/fastpath_candidates.py --model MODEL.pt --size 192 --batch 4 --json out.json
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import torch
 
 from unetgan_core.device import device_name
 from unetgan_core.models import create_model
+from unetgan_core.throughput.flops import count_flops
+from unetgan_core.throughput.peak import measure_matmul_tflops
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -69,17 +76,13 @@ def _jit_frozen(model: torch.nn.Module, example: torch.Tensor, channels_last: bo
     return run
 
 
-def _compiled(model: torch.nn.Module, channels_last: bool, freezing: bool, mode: str | None = None) -> Predict:
-    import torch._inductor.config as inductor_config
-
-    net = _copy(model)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    compiled = torch.compile(net, mode=mode)
+def _compiled(model: torch.nn.Module) -> Predict:
+    """``torch.compile`` (inductor) with its defaults: no freezing, weights stay parameters."""
+    compiled = torch.compile(_copy(model))
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        with inductor_config.patch(freezing=freezing), torch.no_grad():
-            return compiled(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+        with torch.no_grad():
+            return compiled(x)
 
     return run
 
@@ -205,12 +208,12 @@ def candidates(
         "jit_freeze": lambda: _jit_frozen(model, example, channels_last=False),
         "jit_freeze+channels_last": lambda: _jit_frozen(model, example, channels_last=True),
         "jit_freeze+onednn_fusion": lambda: _jit_onednn(model, example),
-        "compile": lambda: _compiled(model, channels_last=False, freezing=False),
+        "compile": lambda: _compiled(model),
         "compile+freezing": lambda: _compiled_frozen(model, example, channels_last=False, cpp_wrapper=False),
         "compile+freezing+channels_last": lambda: _compiled_frozen(
             model, example, channels_last=True, cpp_wrapper=False
         ),
-        "compile+freezing+cpp_wrapper": lambda: _compiled_frozen(model, example, channels_last=True, cpp_wrapper=True),
+        "compile+freezing+cpp_wrapper": lambda: _compiled_frozen(model, example, channels_last=False, cpp_wrapper=True),
     }
 
 
@@ -256,6 +259,19 @@ def phantom_test_set(size: int, n: int, seed: int = 0) -> tuple[torch.Tensor, np
     return torch.as_tensor(slices.images[:n, None], dtype=torch.float32), slices.labels[:n]
 
 
+def fp32_ceiling(flops_per_image: float, peak_tflops: float, rows: list[dict]) -> dict[str, float | None]:
+    """How fast fp32 eager runs against the fp32 matmul peak, and so the largest speed-up any fp32 candidate
+    can reach (one that ran every FLOP at the peak); int8 alone can go past it."""
+    eager = [row["eager_images_per_s"] for row in rows if row.get("eager_images_per_s")]
+    eager_gflops = flops_per_image * statistics.median(eager) / 1e9 if eager else None
+    return {
+        "gflop_per_image": flops_per_image / 1e9,
+        "fp32_matmul_peak_gflops": peak_tflops * 1e3,
+        "eager_gflops": eager_gflops,
+        "fp32_ceiling_speedup": peak_tflops * 1e3 / eager_gflops if eager_gflops else None,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)
@@ -284,6 +300,7 @@ def main() -> None:
     calibration, _ = phantom_test_set(args.dice_size, 32, seed=1)  # int8 scales: other phantom subjects
     reference = _eager(model)
     ref_dice = mean_dice(reference, test_x, test_y)
+    peaks = [measure_matmul_tflops(torch.float32, "cpu")]  # again after the rows; the higher one is kept
     rows = []
     for name, build in candidates(model, x, calibration).items():
         if args.only and name not in args.only:
@@ -302,6 +319,7 @@ def main() -> None:
         row["eager_images_per_s"] = args.batch / row["reference_s"] if "reference_s" in row else None
         rows.append(row)
         print(json.dumps(row), flush=True)
+    peaks.append(measure_matmul_tflops(torch.float32, "cpu"))
     meta = {
         "cpu": device_name("cpu"),
         "capability": torch.backends.cpu.get_cpu_capability(),
@@ -315,6 +333,7 @@ def main() -> None:
         "model": args.model or f"untrained lv_unet width {args.width}",
         "dice_size": args.dice_size,
         "reference_dice": ref_dice,
+        **fp32_ceiling(count_flops(lambda: reference(x)) / args.batch, max(peaks), rows),
     }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
