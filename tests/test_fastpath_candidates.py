@@ -52,7 +52,7 @@ def test_interleaved_ratio_and_the_fp32_ceiling(tool, model):
     ratio = tool.interleaved_ratio(eager, eager, x, rounds=2)
     assert ratio["reference_s"] > 0 and ratio["candidate_s"] > 0
     assert ratio["speedup"] == pytest.approx(ratio["reference_s"] / ratio["candidate_s"])
-    rows = [{"eager_images_per_s": 10.0}, {"eager_images_per_s": 30.0}, {"error": "x"}]
-    ceiling = tool.fp32_ceiling(2e9, 0.1, rows)  # 2 GFLOP/image at 20 images/s = 40 GFLOP/s; peak 100
-    assert ceiling["eager_gflops"] == pytest.approx(40.0)
-    assert ceiling["fp32_ceiling_speedup"] == pytest.approx(2.5)
+    ceiling = tool.fp32_ceiling(eager, x, rounds=2, peak=lambda: 1e-3)  # a 1 GFLOP/s "peak"
+    assert ceiling["fp32_matmul_peak_gflops"] == pytest.approx(1.0)
+    assert ceiling["eager_fraction_of_peak"] == pytest.approx(1 / ceiling["fp32_ceiling_speedup"])
+    assert ceiling["gflop_per_image"] > 0 and ceiling["eager_gflops"] > 0
