@@ -56,3 +56,12 @@ def test_interleaved_ratio_and_the_fp32_ceiling(tool, model):
     assert ceiling["fp32_matmul_peak_gflops"] == pytest.approx(1.0)
     assert ceiling["eager_fraction_of_peak"] == pytest.approx(1 / ceiling["fp32_ceiling_speedup"])
     assert ceiling["gflop_per_image"] > 0 and ceiling["eager_gflops"] > 0
+
+
+def test_best_vs_best_compares_each_side_at_its_own_fastest_batch(tool):
+    rows = [
+        {"candidate": "c", "batch": 1, "images_per_s": 30.0, "eager_images_per_s": 20.0},
+        {"candidate": "c", "batch": 16, "images_per_s": 60.0, "eager_images_per_s": 15.0},
+    ]
+    assert tool.best_vs_best(rows) == {"candidate": "c", "best_batch": 16, "eager_best_batch": 1, "best_vs_best": 3.0}
+    assert tool.best_vs_best([{"candidate": "c", "error": "RuntimeError: x"}]) is None

@@ -13,7 +13,10 @@ The summary line also gives the fp32 ceiling: the model's FLOPs per image, eager
 and the fp32 matmul peak (``throughput.peak``), timed alternately; their ratio bounds what any fp32
 candidate can gain (one that ran every FLOP at the matmul peak).
 
-    PYTHONPATH=. python tools/fastpath_candidates.py --model MODEL.pt --size 192 --batch 4 --json out.json
+With several ``--batch`` sizes every candidate is timed at each (alternately with eager at the same
+batch) and also compared best against best: its fastest batch against eager's fastest.
+
+    PYTHONPATH=. python tools/fastpath_candidates.py --model MODEL.pt --size 192 --batch 1 4 16 --json out.json
 """
 
 from __future__ import annotations
@@ -305,10 +308,65 @@ def fp32_ceiling(reference: Predict, x: torch.Tensor, rounds: int, peak=None) ->
     }
 
 
+def measure(
+    name: str, build: Callable[[], Predict], reference: Predict, inputs: dict[int, torch.Tensor], rounds: int, dice
+) -> list[dict]:
+    """One row per batch size for one candidate: set-up seconds, both rates timed alternately, dDice.
+
+    Args:
+        name: the candidate.
+        build: its builder (export, quantization or compilation happen here and in the first call).
+        reference: fp32 eager.
+        inputs: the timed batch for each batch size.
+        rounds: timed calls per path and batch (medians taken).
+        dice: predict -> mean Dice on the dDice test images.
+    """
+    first = next(iter(inputs.values()))
+    try:
+        start = time.perf_counter()
+        candidate = build()
+        candidate(first)  # first call: tracing or compilation
+        build_s = time.perf_counter() - start
+        d_dice = dice(candidate) - dice(reference)
+    except Exception as exc:  # a candidate that does not run here is a row, not the end
+        return [{"candidate": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}]
+    rows = []
+    for batch, x in inputs.items():
+        ratio = interleaved_ratio(reference, candidate, x, rounds)
+        rows.append(
+            {
+                "candidate": name,
+                "batch": batch,
+                "build_s": build_s,
+                **ratio,
+                "images_per_s": batch / ratio["candidate_s"],
+                "eager_images_per_s": batch / ratio["reference_s"],
+                "d_dice": d_dice,
+                "error": None,
+            }
+        )
+    return rows
+
+
+def best_vs_best(rows: list[dict]) -> dict | None:
+    """A candidate at its fastest batch against fp32 eager at eager's fastest batch (both from these rows)."""
+    timed = [row for row in rows if row.get("images_per_s")]
+    if not timed:
+        return None
+    best = max(timed, key=lambda row: row["images_per_s"])
+    eager = max(timed, key=lambda row: row["eager_images_per_s"])
+    return {
+        "candidate": best["candidate"],
+        "best_batch": best["batch"],
+        "eager_best_batch": eager["batch"],
+        "best_vs_best": best["images_per_s"] / eager["eager_images_per_s"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=192)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, nargs="+", default=[4], help="batch sizes (each timed alternately)")
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--only", nargs="*", help="candidate names (default: all)")
@@ -328,29 +386,24 @@ def main() -> None:
         model = build_from_checkpoint(args.model, map_location="cpu").eval()
     else:
         model = create_model("lv_unet", width=args.width).eval()
-    x = torch.rand(args.batch, 1, args.size, args.size, generator=torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    inputs = {b: torch.rand(b, 1, args.size, args.size, generator=generator) for b in args.batch}
     test_x, test_y = phantom_test_set(args.dice_size, 54)
     calibration, _ = phantom_test_set(args.dice_size, 32, seed=1)  # int8 scales: other phantom subjects
     reference = _eager(model)
-    ref_dice = mean_dice(reference, test_x, test_y)
-    rows = []
-    for name, build in candidates(model, x, calibration).items():
+    rows, best = [], []
+    for name, build in candidates(model, inputs[args.batch[0]], calibration).items():
         if args.only and name not in args.only:
             continue
-        try:
-            start = time.perf_counter()
-            candidate = build()
-            candidate(x)  # first call: tracing or compilation
-            build_s = time.perf_counter() - start
-            ratio = interleaved_ratio(reference, candidate, x, args.rounds)
-            d_dice = mean_dice(candidate, test_x, test_y) - ref_dice
-            row = {"candidate": name, "build_s": build_s, **ratio, "d_dice": d_dice, "error": None}
-        except Exception as exc:  # a candidate that does not run here is a row, not the end
-            row = {"candidate": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
-        row["images_per_s"] = args.batch / row["candidate_s"] if "candidate_s" in row else None
-        row["eager_images_per_s"] = args.batch / row["reference_s"] if "reference_s" in row else None
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        measured = measure(
+            name, build, reference, inputs, args.rounds, lambda predict: mean_dice(predict, test_x, test_y)
+        )
+        rows += measured
+        for row in measured:
+            print(json.dumps(row), flush=True)
+        if len(args.batch) > 1 and best_vs_best(measured):
+            best.append(best_vs_best(measured))
+            print(json.dumps(best[-1]), flush=True)
     meta = {
         "cpu": device_name("cpu"),
         "capability": torch.backends.cpu.get_cpu_capability(),
@@ -358,17 +411,17 @@ def main() -> None:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "size": args.size,
-        "batch": args.batch,
+        "batches": args.batch,
         "width": args.width,
         "rounds": args.rounds,
         "model": args.model or f"untrained lv_unet width {args.width}",
         "dice_size": args.dice_size,
-        "reference_dice": ref_dice,
-        **fp32_ceiling(reference, x, rounds=3),
+        "reference_dice": mean_dice(reference, test_x, test_y),
+        **fp32_ceiling(reference, inputs[args.batch[0]], rounds=3),
     }
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"meta": meta, "rows": rows}, f, indent=1)
+            json.dump({"meta": meta, "rows": rows, "best_vs_best": best}, f, indent=1)
     print(json.dumps(meta))
 
 
