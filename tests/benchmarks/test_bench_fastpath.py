@@ -5,8 +5,9 @@
 pytest-benchmark times ``Pipeline.predict(..., fast=True)`` (what the suites run); the fp32 eager
 reference, ``predict(..., fast=False)``, is timed in each round's untimed setup, so the two alternate
 (eager, fast, eager, fast, ...) and see the same machine load. ``extra_info`` records both rates, their
-ratio (``speedup``), what the fast path is on this machine and the CPU. Nothing here asserts a time:
-read the ratio, and compare runs with ``pytest-benchmark compare``.
+ratio (``speedup``), what the fast path is on this machine, the CPU and the thread count (one: the
+test-wide setting in tests/conftest.py; tools/fastpath_candidates.py --threads 2 gives the two-thread
+ratio). Nothing here asserts a time: read the ratio, and compare runs with ``pytest-benchmark compare``.
 """
 
 from __future__ import annotations
