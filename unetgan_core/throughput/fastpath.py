@@ -14,6 +14,11 @@ process and device, and picks channels_last+bf16 or channels_last fp32;
 ``fast_path_description`` names the choice for the results. ``check_fast_path`` compares mean
 Dice of the reduced-precision candidate (``fast_predict``) and fp32 on test images and, when
 asked, their speed, and says which to use and why.
+
+The other CPU candidates measured against fp32 eager (ONNX Runtime with and without its NCHWc
+layout, int8 static and dynamic, torch.compile with freezing, TorchScript freezing and oneDNN fusion;
+``tools/fastpath_candidates.py``) were no faster than channels_last at the suites' batches on a
+2-core AVX2 EPYC, or needed seconds of set-up per model: docs/architecture.md, "CPU inference fast path".
 """
 
 from __future__ import annotations
