@@ -10,45 +10,42 @@ from torch import nn
 from unetgan_core.pipelines import UnetPipeline
 from unetgan_core.throughput import fastpath
 from unetgan_core.throughput.fastpath import FastPath, choose_fast_path, fast_path_description, fast_predict
+from unetgan_core.throughput.precision import PrecisionDecision
 
 
-def _probe(bf16_tflops: float, fp32_tflops: float = 1.0):
-    """A matmul 'measurement' with known rates (TFLOP/s), counting its calls."""
+def _decide(measured: bool):
+    """A bf16 decision known in advance, counting its calls."""
     calls = []
 
-    def probe(dtype: torch.dtype) -> float:
-        calls.append(dtype)
-        return bf16_tflops if dtype == torch.bfloat16 else fp32_tflops
+    def decide(device: torch.device, precision: str) -> PrecisionDecision:
+        calls.append((torch.device(device).type, precision))
+        return PrecisionDecision(precision, measured, "native (test)" if measured else "skipped: emulated (test)")
 
-    probe.calls = calls
-    return probe
+    decide.calls = calls
+    return decide
 
 
 @pytest.mark.parametrize(
-    "bf16, dtype, description",
-    [
-        (0.28, None, "channels_last fp32"),  # emulated bf16 (this CI machine: ~3.6x slower convolutions)
-        (1.0, None, "channels_last fp32"),  # no gain: not worth the rounding
-        (1.19, None, "channels_last fp32"),  # just under the x1.2 margin
-        (1.2, torch.bfloat16, "channels_last+bf16"),
-        (8.0, torch.bfloat16, "channels_last+bf16"),  # AMX
-    ],
+    "measured, dtype, description",
+    [(False, None, "channels_last fp32"), (True, torch.bfloat16, "channels_last+bf16")],
 )
-def test_cpu_takes_bf16_only_when_its_matmul_is_clearly_faster(bf16, dtype, description):
-    choice = choose_fast_path("cpu", probe=_probe(bf16))
+def test_cpu_takes_bf16_exactly_when_it_gets_throughput_rows(measured, dtype, description):
+    decide = _decide(measured)
+    choice = choose_fast_path("cpu", decide=decide)
     assert choice.dtype == dtype and choice.description == description
-    assert choice.device_type == "cpu" and f"x{bf16:.2f}" in choice.reason
+    assert choice.device_type == "cpu" and "(test)" in choice.reason  # the decision's reason is passed on
+    assert decide.calls == [("cpu", "bf16")]
 
 
-def test_the_real_cpu_choice_is_measured_once_per_process(monkeypatch):
-    probe = _probe(0.5)
-    monkeypatch.setattr(fastpath, "_matmul_probe", probe)
+def test_the_real_cpu_choice_is_decided_once_per_process(monkeypatch):
+    decide = _decide(False)
+    monkeypatch.setattr(fastpath, "decide_precision", decide)
     fastpath._cached_choice.cache_clear()
     try:
         first = choose_fast_path("cpu")
         assert choose_fast_path(torch.device("cpu")) is first
         assert fast_path_description("cpu") == "channels_last fp32"
-        assert probe.calls == [torch.bfloat16, torch.float32]  # one bf16 and one fp32 timing in all
+        assert decide.calls == [("cpu", "bf16")]  # one decision in all
     finally:
         fastpath._cached_choice.cache_clear()  # later tests measure the real machine
 
@@ -56,7 +53,7 @@ def test_the_real_cpu_choice_is_measured_once_per_process(monkeypatch):
 def test_this_machine_gets_a_valid_choice():
     choice = choose_fast_path("cpu")
     assert choice.description in ("channels_last fp32", "channels_last+bf16")
-    assert "bf16 matmul runs x" in choice.reason
+    assert choice.reason.startswith("bf16: " if choice.dtype else "fp32; bf16 ")
 
 
 class Probe(nn.Module):

@@ -9,8 +9,8 @@ A pipeline turns target images into label maps. All share one interface (``Pipel
 - ``name``, ``differentiable`` and ``attack_note`` say what an attack on ``logits`` means.
 
 ``predict(..., fast=True)`` runs in channels_last memory layout, under bf16 autocast only where the hardware runs
-bf16 fast (a GPU, or a CPU whose bf16 matmul beats fp32: ``throughput.fastpath.choose_fast_path``); elsewhere in
-channels_last fp32. ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
+bf16 fast (a GPU, or a CPU with native bf16 or a bf16 probe faster than fp32: ``throughput.fastpath.choose_fast_path``);
+elsewhere in channels_last fp32. ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
 measured elsewhere, so it is only a switch here.
 """
 

@@ -6,13 +6,19 @@ must come from the weights: the model's 4D weights are switched to channels_last
 (a conv with channels_last weights runs channels_last) and switched back after it.
 
 Reduced precision (bfloat16 autocast; float16 on GPUs without bfloat16) pays only with matrix
-units for it: on a GPU, or a CPU with Intel AMX. Elsewhere bf16 convolutions are emulated and
-several times slower than fp32 (~3.6x on a 2-core VM without AMX, where channels_last fp32 is
-~1.4x faster than the default layout). ``choose_fast_path`` therefore times a bf16 and an fp32
-matmul once per process and device, and picks channels_last+bf16 or channels_last fp32;
+units for it: on a GPU, or a CPU with AMX or AVX-512 BF16. Elsewhere bf16 convolutions are emulated
+and several times slower than fp32 (~24x for the 192 px LV-Unet on a 2-core AVX2 EPYC, where
+channels_last fp32 is ~1.4x faster than the default layout). ``choose_fast_path`` asks the rule
+that decides which precisions get throughput rows (``precision.decide_precision``) once per
+process and device, and picks channels_last+bf16 or channels_last fp32;
 ``fast_path_description`` names the choice for the results. ``check_fast_path`` compares mean
 Dice of the reduced-precision candidate (``fast_predict``) and fp32 on test images and, when
 asked, their speed, and says which to use and why.
+
+The other CPU candidates measured against fp32 eager (ONNX Runtime with and without its NCHWc
+layout, int8 static and dynamic, torch.compile with freezing, TorchScript freezing and oneDNN fusion;
+``tools/fastpath_candidates.py``) were no faster than channels_last at the suites' batches on a
+2-core AVX2 EPYC, or needed seconds of set-up per model: docs/architecture.md, "CPU inference fast path".
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from torch import nn
 from unetgan_core.device import autocast, eval_mode, module_device
 from unetgan_core.errors import DataError, UserError
 from unetgan_core.inference import segment
-from unetgan_core.throughput.peak import measure_matmul_tflops
+from unetgan_core.throughput.precision import PrecisionDecision, decide_precision
 from unetgan_core.throughput.timing import device_sync, measure
 from unetgan_core.training.selection import mean_dice
 
@@ -69,11 +75,6 @@ def fast_dtype(device: torch.device | str) -> torch.dtype:
     return torch.bfloat16
 
 
-# bf16 is chosen on a CPU only when its matmul is clearly faster than fp32's: with AMX it is
-# several times faster, without it several times slower, so the margin never decides a close call
-# on noise from a shared machine.
-BF16_MIN_SPEEDUP = 1.2
-PROBE_SIZES = (512,)  # matmul side for the probe: ~0.3 GFLOP, tens of milliseconds even when emulated
 _PRECISION_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -97,59 +98,44 @@ class FastPath:
         return "channels_last fp32" if self.dtype is None else f"channels_last+{_PRECISION_NAMES[self.dtype]}"
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def _matmul_probe(dtype: torch.dtype) -> float:
-    return measure_matmul_tflops(dtype, "cpu", sizes=PROBE_SIZES, warmup=1, repeats=3)
-
-
-def choose_fast_path(device: torch.device | str, *, probe: Callable[[torch.dtype], float] | None = None) -> FastPath:
+def choose_fast_path(
+    device: torch.device | str, *, decide: Callable[[torch.device, str], PrecisionDecision] | None = None
+) -> FastPath:
     """The fast path for ``device``: channels_last, plus reduced precision where it is faster.
 
-    On CUDA reduced precision is always taken (tensor cores). On a CPU a bf16 and an fp32 matmul
-    are timed (``peak.measure_matmul_tflops``) and bf16 is taken only if it is at least
-    ``BF16_MIN_SPEEDUP`` times faster. The measurement runs once per process and device.
+    On CUDA reduced precision is always taken (tensor cores). On a CPU bf16 is taken by the same rule
+    that gives it throughput rows (``precision.decide_precision``: native bf16 instructions, or a
+    probe convolution measurably faster than in fp32); the decision is made once per process and device.
 
     Args:
         device: where the model runs.
-        probe: CPU matmul rate in TFLOP/s for a dtype (tests pass their own; None: the real,
-            cached measurement).
+        decide: ``(device, "bf16") -> PrecisionDecision`` (tests pass their own; None: the real,
+            cached ``decide_precision``).
 
     Returns:
         A ``FastPath``; its ``description`` goes into the results.
     """
     device = torch.device(device)
-    if probe is None:
+    if decide is None:
         return _cached_choice(str(device))
-    return _choose(device, probe)
+    return _choose(device, decide)
 
 
 @functools.cache
 def _cached_choice(device: str) -> FastPath:
-    return _choose(torch.device(device), _matmul_probe)
+    return _choose(torch.device(device), decide_precision)
 
 
-def _choose(device: torch.device, probe: Callable[[torch.dtype], float]) -> FastPath:
+def _choose(device: torch.device, decide: Callable[[torch.device, str], PrecisionDecision]) -> FastPath:
     if device.type == "cuda":
         dtype = fast_dtype(device)
         return FastPath("cuda", dtype, f"GPU: {_PRECISION_NAMES[dtype]} autocast runs on tensor cores")
     if device.type != "cpu":
         return FastPath(device.type, None, f"no reduced-precision fast path known for {device.type}; fp32")
-    ratio = probe(torch.bfloat16) / max(probe(torch.float32), 1e-12)
-    amx = "with" if "amx_bf16" in _cpu_flags() else "without"
-    measured = f"bf16 matmul runs x{ratio:.2f} the fp32 rate on this CPU ({amx} the amx_bf16 flag)"
-    if ratio >= BF16_MIN_SPEEDUP:
-        return FastPath("cpu", torch.bfloat16, f"{measured}; using bf16")
-    return FastPath("cpu", None, f"{measured}; bf16 needs x{BF16_MIN_SPEEDUP}, so fp32")
+    decision = decide(device, "bf16")
+    if decision.measured:
+        return FastPath("cpu", torch.bfloat16, f"bf16: {decision.reason}")
+    return FastPath("cpu", None, f"fp32; bf16 {decision.reason}")
 
 
 def fast_path_description(device: torch.device | str) -> str:
