@@ -40,7 +40,7 @@ from unetgan_bench.bench.suite import Suite, resolve_suite_path, suite_from_tabl
 from unetgan_core.errors import UserError
 
 INNER_RULES = ("first", "all")
-SCORE_COLUMNS = ("dice_blood_pool", "dice_myo", "dice_mean", "hd95_blood_pool", "hd95_myo")
+SCORE_COLUMNS = ("dice_blood_pool", "dice_myo", "dice_mean", "hd95_blood_pool_mm", "hd95_myo_mm")
 
 
 @dataclasses.dataclass(frozen=True)

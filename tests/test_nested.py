@@ -86,6 +86,7 @@ def test_nested_selection_never_scores_a_choice_on_the_fold_test_subjects(tmp_pa
         assert outer["status"] in ("ok", "failed_training")
     assert result["pooled"]["n_images"] == rows[rows["phase"] == "outer"]["n_images"].sum() == 16
     assert len(result["per_image"]) == 16
+    assert {"dice_blood_pool", "dice_myo", "hd95_blood_pool_mm", "hd95_myo_mm"} <= set(outer) & set(result["pooled"])
     # Everything is in the store: a second study trains nothing and gives the same scores.
     again = run_nested(str(path), [parse_candidate("unet.epochs=2")], store, note=notes.append)
     assert sum("training" in n for n in notes) == 2
