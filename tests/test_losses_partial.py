@@ -89,3 +89,13 @@ def test_myocardium_weight_by_hand_and_one_is_unweighted():
         segmentation_loss(logits, partial, dice_weight=0.0, myo_labelled=myo, myo_weight=w),
         (per_pixel * pixel_w).sum() / pixel_w.sum(),
     )
+
+
+def test_unet_myo_weight_keeps_existing_keys_at_its_default():
+    from unetgan_core.hashing import canonical
+    from unetgan_core.training import SegTrainConfig
+
+    assert "myo_weight" not in canonical(SegTrainConfig())  # every trained Unet's key is as before
+    assert canonical(SegTrainConfig(myo_weight=2.0))["myo_weight"] == 2.0
+    with pytest.raises(UserError, match="myo_weight"):
+        SegTrainConfig(myo_weight=0.0)
