@@ -63,39 +63,3 @@ def test_an_all_true_mask_is_the_plain_loss_and_bad_masks_are_refused():
         segmentation_loss(logits, labels, myo_labelled=torch.ones(2, dtype=torch.bool))
     with pytest.raises(UserError, match="with a myocardium class"):
         segmentation_loss(logits[:, :2], labels.clamp(max=1), myo_labelled=torch.zeros(3, dtype=torch.bool))
-
-
-def test_myocardium_weight_by_hand_and_one_is_unweighted():
-    logits, labels = _batch(2)
-    torch.testing.assert_close(segmentation_loss(logits, labels, myo_weight=1.0), segmentation_loss(logits, labels))
-    w = 3.0
-    weights = torch.tensor([1.0, 1.0, w], dtype=torch.float64)
-    ce = torch.nn.functional.cross_entropy(logits, labels, weight=weights)
-    torch.testing.assert_close(segmentation_loss(logits, labels, dice_weight=0.0, myo_weight=w), ce)
-    p, g = logits.softmax(dim=1), torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).double()
-    d = [(2 * (p[:, c] * g[:, c]).sum() + 1) / (p[:, c].sum() + g[:, c].sum() + 1) for c in (1, 2)]
-    torch.testing.assert_close(
-        segmentation_loss(logits, labels, ce_weight=0.0, myo_weight=w), 1 - (d[0] + w * d[1]) / (1 + w)
-    )
-    # With partial labels only annotated myocardium pixels are weighted: an image without a contour keeps weight 1.
-    partial = labels.clone()
-    partial[1][partial[1] == 2] = 0
-    myo = torch.tensor([True, False, True])
-    nll = -logits.log_softmax(dim=1).gather(1, partial[:, None])[:, 0]
-    not_blood = -torch.logaddexp(logits.log_softmax(dim=1)[:, 0], logits.log_softmax(dim=1)[:, 2])
-    per_pixel = torch.where((~myo)[:, None, None] & (partial != 1), not_blood, nll)
-    pixel_w = weights[partial]
-    torch.testing.assert_close(
-        segmentation_loss(logits, partial, dice_weight=0.0, myo_labelled=myo, myo_weight=w),
-        (per_pixel * pixel_w).sum() / pixel_w.sum(),
-    )
-
-
-def test_unet_myo_weight_keeps_existing_keys_at_its_default():
-    from unetgan_core.hashing import canonical
-    from unetgan_core.training import SegTrainConfig
-
-    assert "myo_weight" not in canonical(SegTrainConfig())  # every trained Unet's key is as before
-    assert canonical(SegTrainConfig(myo_weight=2.0))["myo_weight"] == 2.0
-    with pytest.raises(UserError, match="myo_weight"):
-        SegTrainConfig(myo_weight=0.0)

@@ -247,7 +247,6 @@ def segmentation_loss(
     dice_weight: float = 1.0,
     smooth: float = 1.0,
     myo_labelled: torch.Tensor | None = None,
-    myo_weight: float = 1.0,
 ) -> torch.Tensor:
     """``ce_weight * cross-entropy + dice_weight * (1 - soft Dice)`` over the foreground classes.
 
@@ -268,9 +267,6 @@ def segmentation_loss(
         dice_weight: weight of the soft-Dice term.
         smooth: additive smoothing of the Dice ratio, in pixels.
         myo_labelled: ``[N]`` bool, is image n's myocardium annotated; None: every image's is.
-        myo_weight: class weight of the myocardium: its pixels count ``myo_weight`` times in the cross-entropy
-            (a weighted mean, as ``F.cross_entropy``'s ``weight``) and its Dice ``myo_weight`` times in the mean
-            over classes; 1 leaves the loss exactly as unweighted.
 
     Returns:
         A scalar loss.
@@ -301,27 +297,19 @@ def segmentation_loss(
             partial = None  # every image fully annotated: the plain loss (same numbers as without a mask)
     probs = logits.softmax(dim=1)[:, 1:]
     onehot = F.one_hot(labels, n_classes).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
-    weights = None
-    if myo_weight != 1.0:
-        weights = torch.ones(n_classes, dtype=logits.dtype, device=logits.device)
-        weights[MYOCARDIUM] = myo_weight
     if partial is None:
-        ce = F.cross_entropy(logits, labels, weight=weights)
+        ce = F.cross_entropy(logits, labels)
     else:
         log_p = logits.log_softmax(dim=1)
         nll = -log_p.gather(1, labels[:, None])[:, 0]
         not_blood = -torch.logaddexp(log_p[:, BACKGROUND], log_p[:, MYOCARDIUM])
-        per_pixel = torch.where(partial[:, None, None] & (labels != BLOOD_POOL), not_blood, nll)
-        # A partial image's label 0 outside the blood pool may be myocardium: it keeps weight 1.
-        ce = per_pixel.mean() if weights is None else (per_pixel * weights[labels]).sum() / weights[labels].sum()
+        ce = torch.where(partial[:, None, None] & (labels != BLOOD_POOL), not_blood, nll).mean()
         # Partial images drop out of the myocardium's Dice sums only.
         include = torch.ones(len(partial), n_classes - 1, 1, 1, dtype=probs.dtype, device=probs.device)
         include[:, MYOCARDIUM - 1] = (~partial).to(probs.dtype)[:, None, None]
         probs, onehot = probs * include, onehot * include
     dims = (0, 2, 3)
     dice = (2 * (probs * onehot).sum(dims) + smooth) / (probs.sum(dims) + onehot.sum(dims) + smooth)
-    if weights is not None:
-        dice = dice * weights[1:] / weights[1:].mean()
     return ce_weight * ce + dice_weight * (1 - dice.mean())
 
 

@@ -65,8 +65,6 @@ class SegTrainConfig:
             its initial weights; a learning-rate warm-up, a lower rate and a noise ramp did not change that.
         bf16: run forward and backward under bf16 autocast (faster on recent CPUs and GPUs; fp32 is the default
             because it is the reproducible reference).
-        myo_weight: weight of the myocardium class in the loss, relative to the blood pool and background
-            (``losses.segmentation_loss``); 1 = unweighted.
 
     Example:
         >>> from unetgan_core.schema import load_table
@@ -115,13 +113,6 @@ class SegTrainConfig:
         0, doc="times a failed training is repeated from a seed derived from the task's", ge=0, le=100
     )
     bf16: bool = field(False, doc="train under bf16 autocast (fp32 is the reproducible reference)")
-    myo_weight: float = field(
-        1.0,
-        doc="myocardium class weight in the loss's cross-entropy and Dice (1 = unweighted)",
-        gt=0.0,
-        le=100.0,
-        omit_default=True,
-    )
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -263,9 +254,7 @@ def _train_once(
                     x, y = spatial_augment(x, y, settings, spatial_gen)
                 x = augment_batch(x, cfg.variant, settings, aug_gen)
                 with autocast(dev, enabled=cfg.bf16):
-                    loss = segmentation_loss(
-                        model(x), y, myo_labelled=myo_labelled[idx] if partial else None, myo_weight=cfg.myo_weight
-                    )
+                    loss = segmentation_loss(model(x), y, myo_labelled=myo_labelled[idx] if partial else None)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
