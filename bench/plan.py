@@ -187,14 +187,24 @@ def split_data(suite: Suite, source) -> dict[tuple[str, str], DataRef]:
         else:
             spec = suite.splits.source if vendor == suite.vendors.source else suite.splits.target
             parts = split_subjects(subjects, spec, seed=derive_seed(suite.splits.seed, "split", vendor))
-        # Only what determines this vendor's slices goes into the key, so a trained source Unet is
-        # shared by suites whose target vendors differ.
-        vendor_key = source.vendor_key(vendor) if hasattr(source, "vendor_key") else [source.cache_key(), vendor]
         for split, ids in parts.items():
-            ids = tuple(sorted(ids))
-            key = config_hash({"source": vendor_key, "vendor": vendor, "subjects": ids})
-            refs[(vendor, split)] = DataRef(vendor, split, ids, key)
+            refs[(vendor, split)] = data_ref(source, vendor, split, ids)
     return refs
+
+
+def data_ref(source, vendor: str, split: str, subjects) -> DataRef:
+    """The ``DataRef`` of some subjects of ``vendor``, named ``split``; its key is the same in any suite."""
+    # Only what determines this vendor's slices goes into the key, so a trained source Unet is
+    # shared by suites whose target vendors differ.
+    vendor_key = source.vendor_key(vendor) if hasattr(source, "vendor_key") else [source.cache_key(), vendor]
+    ids = tuple(sorted(subjects))
+    return DataRef(vendor, split, ids, config_hash({"source": vendor_key, "vendor": vendor, "subjects": ids}))
+
+
+def with_config(task: Task, **changes: Any) -> Task:
+    """``task`` with some of its config's entries replaced, and the key of the new config."""
+    config = {k: v for k, v in task.config.items() if k not in ("artifact_version", "kind")}
+    return _task(task.kind, {**config, **changes}, task.deps, task.settings)
 
 
 def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]]) -> list[Task]:

@@ -492,7 +492,11 @@ def parse_suite(text: str, where: str, data_root: str | Path | None = None) -> S
         where: names the file in error messages.
         data_root: overrides ``[data] root`` before the data source is opened (``--data-root``).
     """
-    raw = _read_toml(text, where)
+    return suite_from_tables(_read_toml(text, where), where, data_root)
+
+
+def suite_from_tables(raw: dict[str, Any], where: str, data_root: str | Path | None = None) -> Suite:
+    """``parse_suite`` of a suite file already read into tables (e.g. with some settings changed)."""
     unknown = sorted(set(raw) - SECTIONS)
     if unknown:
         raise UserError(f"{where}: unknown table [{unknown[0]}]; allowed: {', '.join(sorted(SECTIONS))}")
