@@ -2,9 +2,11 @@
 
 Training tasks are pure functions of their config and write content-addressed artifacts (see
 ``plan`` and ``store``), so independent ones can run in any process. ``train_missing`` runs them
-in a local process pool, one dependency level at a time (every Unet, then every translator),
-each with the suite's ``train_threads`` CPU threads. That is all the scheduling there is: a
-distributed engine (Dask) could submit the same ``Runner.artifact`` calls for larger suites.
+in a local process pool, each with the suite's ``train_threads`` CPU threads, starting each task as
+soon as a worker is free and the models it reads are trained: the Unets that translators read come
+first, and translators fill the workers while the remaining Unets train, so no core waits for the
+slowest Unet of a level. A distributed engine (Dask, ``bench.dask_executor``) submits the same
+``Runner.artifact`` calls for larger suites.
 
 On a 2-core CPU two single-thread trainings finish about 1.8 times sooner than one after the
 other on two threads each (small convolutions do not split well across threads), and because
@@ -159,12 +161,27 @@ def _stop(pool: cf.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _priority(tasks: list[Task]) -> list[Task]:
+    """``tasks`` in the order to start them: those that others read first (most readers first), then by level,
+    then in plan order."""
+    readers = {t.key: 0 for t in tasks}
+    for t in tasks:
+        for d in t.deps:
+            if d in readers:
+                readers[d] += 1
+    place = {t.key: i for i, t in enumerate(tasks)}
+    return sorted(tasks, key=lambda t: (-readers[t.key], LEVELS.index(t.kind), place[t.key]))
+
+
 def train_missing(runner: TrainingHost, cells: list[Task], jobs: int) -> dict[str, TrainingFailure]:
     """Train, ``jobs`` at a time, every model that ``cells`` need and the store lacks.
 
     With ``jobs <= 1`` nothing happens here: the runner trains each model when a cell first
     needs it, in its own process. The data the trainings read is loaded (and cached on disk)
-    here first, so the workers never render the same phantom images twice.
+    here first, so the workers never render the same phantom images twice. A task starts when a
+    worker is free and every model it reads is trained (``_priority`` picks among those ready);
+    a task whose input failed fails with it. Each kind's stage clock runs from its first task's
+    start to its last one's end, so the two training stages may overlap.
 
     Args:
         runner: the run's runner (its plan, store, device, stage clock); each worker process
@@ -177,46 +194,78 @@ def train_missing(runner: TrainingHost, cells: list[Task], jobs: int) -> dict[st
         cells that need those models.
     """
     needed = needed_training(runner, cells)
-    todo_of = {
-        kind: [t for t in runner.plan.of_kind(kind) if t.key in needed and not runner.store.exists(kind, t.key)]
+    todo = [
+        t
         for kind in LEVELS
-    }
-    if jobs <= 1 or sum(len(v) for v in todo_of.values()) <= 1:
+        for t in runner.plan.of_kind(kind)
+        if t.key in needed and not runner.store.exists(kind, t.key)
+    ]
+    if jobs <= 1 or len(todo) <= 1:
         return {}
-    for task in (t for level in todo_of.values() for t in level):
+    for task in todo:
         runner.training_data(task)
     failures: dict[str, TrainingFailure] = {}
     context = multiprocessing.get_context("spawn")  # a forked torch process can deadlock in OpenMP
     init = (type(runner), runner.suite, runner.run_dir, runner.device, runner.store.root, os.getpid())
     pool = cf.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=init)
+    bar = tqdm(total=len(todo), desc=f"training models ({jobs} at once)", disable=not runner.progress)
     try:
-        for kind in LEVELS:
-            todo = [t for t in todo_of[kind] if not any(d in failures for d in t.deps)]
-            for task in todo_of[kind]:
-                broken = [d for d in task.deps if d in failures]
-                if broken:
-                    failures[task.key] = dataclasses.replace(failures[broken[0]], key=task.key)
-            if not todo:
-                continue
-            bar = tqdm(total=len(todo), desc=f"training {kind} models ({jobs} at once)", disable=not runner.progress)
-            try:
-                with runner.stage_clock(kind):
-                    futures = [pool.submit(_train_in_worker, t.key) for t in todo]
-                    for future in cf.as_completed(futures):
-                        failure = future.result()
-                        if failure is not None:
-                            failures[failure.key] = failure
-                            tqdm.write(f"error: training {kind} {failure.key}: {failure.summary()}")
-                        bar.update(1)
-            except cf.process.BrokenProcessPool as exc:
-                # A worker died (killed, out of memory): what it did not finish trains in this process.
-                tqdm.write(f"warning: a training worker died ({exc}); the remaining models train one at a time")
-                break
-            finally:
-                bar.close()
+        with contextlib.ExitStack() as clocks:
+            _train_ready_first(runner, pool, _priority(todo), jobs, failures, clocks, bar)
+    except cf.process.BrokenProcessPool as exc:
+        # A worker died (killed, out of memory): what it did not finish trains in this process.
+        tqdm.write(f"warning: a training worker died ({exc}); the remaining models train one at a time")
     except BaseException:
         # Ctrl-C (or any error here): stop the workers now rather than finish every queued training first.
+        bar.close()
         _stop(pool)
         raise
+    bar.close()
     pool.shutdown(wait=True)
     return failures
+
+
+def _train_ready_first(
+    runner: TrainingHost,
+    pool: cf.ProcessPoolExecutor,
+    waiting: list[Task],
+    jobs: int,
+    failures: dict[str, TrainingFailure],
+    clocks: contextlib.ExitStack,
+    bar: tqdm,
+) -> None:
+    """Run ``waiting`` (in priority order) on ``pool``, at most ``jobs`` at once, each once its inputs are trained."""
+    pending = {t.key for t in waiting}
+    left = {kind: sum(t.kind == kind for t in waiting) for kind in LEVELS}
+    stage: dict[str, contextlib.ExitStack] = {}
+    running: dict[cf.Future, Task] = {}
+
+    def finished(task: Task) -> None:
+        pending.discard(task.key)
+        left[task.kind] -= 1
+        if not left[task.kind] and task.kind in stage:
+            stage.pop(task.kind).close()
+        bar.update(1)
+
+    while waiting or running:
+        for task in [t for t in waiting if any(d in failures for d in t.deps)]:
+            broken = next(d for d in task.deps if d in failures)
+            failures[task.key] = dataclasses.replace(failures[broken], key=task.key)
+            waiting.remove(task)
+            finished(task)
+        for task in [t for t in waiting if not any(d in pending for d in t.deps)][: jobs - len(running)]:
+            if task.kind not in stage:
+                stage[task.kind] = clocks.enter_context(contextlib.ExitStack())
+                stage[task.kind].enter_context(runner.stage_clock(task.kind))
+            waiting.remove(task)
+            running[pool.submit(_train_in_worker, task.key)] = task
+        if not running:
+            break
+        done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+        for future in done:
+            task = running.pop(future)
+            failure = future.result()
+            if failure is not None:
+                failures[failure.key] = failure
+                tqdm.write(f"error: training {task.kind} {failure.key}: {failure.summary()}")
+            finished(task)

@@ -46,7 +46,10 @@ def test_costs_calibrated_on_quick_give_back_its_measured_stage_times(plans) -> 
     cost = cp.task_costs(quick, cp.calibration(quick))
     for kind, wall in cp.REFERENCE_WALL_S.items():
         total = sum(cost[t.key] for t in quick.of_kind(kind))
-        assert total == pytest.approx(wall * cp.REFERENCE_JOBS[kind])
+        # The seconds were measured at 14 Unet epochs and 140 translator steps; quick now trains less.
+        name, measured = cp.REFERENCE_SETTINGS.get(kind, ("", 1))
+        now = quick.of_kind(kind)[0].config["config"][name] if name else 1
+        assert total == pytest.approx(wall * cp.REFERENCE_JOBS[kind] * now / measured)
 
 
 def test_paper_graph_cost_is_bounded_by_its_critical_path(plans) -> None:
@@ -57,7 +60,7 @@ def test_paper_graph_cost_is_bounded_by_its_critical_path(plans) -> None:
     assert result.makespan_s[1000] == pytest.approx(result.critical_s)
     assert result.speedup(8) <= 8 and result.speedup(1000) == pytest.approx(result.best_speedup)
     assert result.critical_kinds[:2] == ["unet", "translator"]
-    # 192 px and 35 epochs against quick's 64 px and 14 epochs: each paper Unet costs hundreds of quick Unets.
+    # 192 px and 35 epochs against quick's 64 px and 11 epochs: each paper Unet costs hundreds of quick Unets.
     unet_cost = cp.task_costs(paper, cp.calibration(quick))
     quick_cost = cp.task_costs(quick, cp.calibration(quick))
     assert unet_cost[paper.of_kind("unet")[0].key] > 100 * quick_cost[quick.of_kind("unet")[0].key]

@@ -3,6 +3,8 @@ to the cells that need them, and the settings that decide how many run at once."
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -10,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from tiny_suites import TRANSLATOR, tiny_text
+from tqdm.auto import tqdm
 
 from unetgan_bench.bench import parallel
 from unetgan_bench.bench.cli import EXIT_BAD_INPUT, main
-from unetgan_bench.bench.plan import build_plan
+from unetgan_bench.bench.plan import Task, build_plan
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.runner import run_suite
 from unetgan_bench.bench.store import ArtifactStore
@@ -162,3 +165,53 @@ def test_suite_rejects_zero_train_threads(env) -> None:
     text = tiny_text().replace("seeds = [0]", "seeds = [0]\ntrain_threads = 0")
     with pytest.raises(UserError, match="train_threads"):
         parse_suite(text, str(env / "bad.toml"))
+
+
+class _DonePool:
+    """A stand-in pool that runs each submitted task at once and records the order of submission."""
+
+    def __init__(self, failing: str | None = None) -> None:
+        self.started: list[str] = []
+        self.failing = failing
+
+    def submit(self, fn, key: str):
+        self.started.append(key)
+        future = cf.Future()
+        failed = key == self.failing
+        future.set_result(parallel.TrainingFailure(key, "RuntimeError", "boom", "", False) if failed else None)
+        return future
+
+
+class _Clocks:
+    def __init__(self) -> None:
+        self.opened: list[str] = []
+
+    def stage_clock(self, kind: str):
+        self.opened.append(kind)
+        return contextlib.nullcontext()
+
+
+def _graph() -> list:
+    unets = [Task("unet", f"u{i}", {}) for i in range(3)]
+    return [*unets, Task("translator", "t0", {}, deps=("u2",)), Task("translator", "t1", {}, deps=("u2", "u9"))]
+
+
+def test_a_translator_starts_as_soon_as_its_unet_is_trained_not_after_every_unet() -> None:
+    tasks, pool, host, failures = _graph(), _DonePool(), _Clocks(), {}
+    order = parallel._priority(tasks)
+    assert [t.key for t in order] == ["u2", "u0", "u1", "t0", "t1"]  # the Unet that translators read first
+    with contextlib.ExitStack() as clocks:
+        parallel._train_ready_first(host, pool, order, 2, failures, clocks, tqdm(disable=True))
+    # Two at a time: u2 and u0, then u1 beside t0 (u9 is not being trained: already in the store).
+    assert pool.started == ["u2", "u0", "u1", "t0", "t1"] and failures == {}
+    assert host.opened == ["unet", "translator"]
+
+
+def test_a_translator_whose_unet_failed_fails_with_it_and_is_never_started() -> None:
+    pool, failures = _DonePool(failing="u2"), {}
+    with contextlib.ExitStack() as clocks:
+        parallel._train_ready_first(
+            _Clocks(), pool, parallel._priority(_graph()), 2, failures, clocks, tqdm(disable=True)
+        )
+    assert pool.started == ["u2", "u0", "u1"]
+    assert set(failures) == {"u2", "t0", "t1"} and failures["t0"].key == "t0" and failures["t0"].message == "boom"

@@ -116,6 +116,22 @@ def test_unlabelled_selection_never_reads_target_labels(unet, domains):
     )
 
 
+def test_unlabelled_scores_with_the_source_reference_computed_once_are_the_same_as_without(unet, domains):
+    cfg = _cfg()
+    selector = SELECTORS.get("unlabelled")
+    inputs = _selection_inputs(cfg, domains["val_source"], domains["val_target"])
+    prepared = selector.prepare(unet, inputs)
+    assert inputs.source_reference is None and prepared.source_reference is not None
+    nets = build_translator_models(cfg, 3)
+    for _ in range(2):  # the same reference serves later checkpoints too
+        assert selector.score(unet, nets["g_s"], nets["g_t"], prepared) == selector.score(
+            unet, nets["g_s"], nets["g_t"], inputs
+        )
+        with torch.no_grad():
+            for p in nets["g_s"].parameters():
+                p.add_(0.01)
+
+
 def test_selected_checkpoint_is_the_best_scored_and_every_check_is_logged(unet, domains, tmp_path):
     log = tmp_path / "translator.jsonl"
     cfg = _cfg(steps=2, check_every=1, selection="oracle")

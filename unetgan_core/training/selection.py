@@ -87,6 +87,8 @@ class SelectionInputs:
         target_labels: ``[M, H, W]`` for ``oracle`` selection, otherwise None.
         target_myo_labelled: bool ``[M]`` alongside ``target_labels`` (None: all annotated).
         feature_blocks: Unet encoder blocks compared by the unlabelled score (e.g. ``("block7", "block9")``).
+        source_reference: what the frozen Unet makes of ``source_images`` (``Selector.prepare``), or None to
+            compute it at each score.
     """
 
     source_images: np.ndarray | None
@@ -95,6 +97,26 @@ class SelectionInputs:
     target_labels: np.ndarray | None
     target_myo_labelled: np.ndarray | None
     feature_blocks: tuple[str, ...]
+    source_reference: SourceReference | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceReference:
+    """The frozen Unet's view of the source validation images, the same at every checkpoint of a translator.
+
+    Args:
+        features: their pooled encoder features (``pooled_features``), ``[N, D]``.
+        segmentation: their predicted labels (``inference.segment``), ``[N, H, W]``.
+    """
+
+    features: torch.Tensor
+    segmentation: np.ndarray
+
+    @classmethod
+    def of(cls, unet: nn.Module, inputs: SelectionInputs) -> SourceReference:
+        """Run ``unet`` (frozen: its weights must not change while the reference is used) on the source images."""
+        source = as_input(inputs.source_images, module_device(unet))
+        return cls(pooled_features(unet, source, inputs.feature_blocks), segment(unet, source))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,26 +128,31 @@ class Selector:
         needs_target_labels: if False, ``train_translator`` never passes target labels to ``score``.
         needs_source: whether held-out source images are required.
         score: ``(unet, g_s, g_t, inputs) -> dict`` with at least ``"score"`` (higher is better).
+        prepare: ``(unet, inputs) -> inputs`` run once before the first score with the frozen Unet, to compute what
+            every score would otherwise compute again (the scores stay exactly the same); None for nothing.
     """
 
     name: str
     needs_target_labels: bool
     needs_source: bool
     score: Callable[[nn.Module, nn.Module, nn.Module, SelectionInputs], dict[str, float]]
+    prepare: Callable[[nn.Module, SelectionInputs], SelectionInputs] | None = None
 
 
 SELECTORS: Registry[Selector] = Registry("translator selection")
 
 
+def _with_source_reference(unet: nn.Module, inputs: SelectionInputs) -> SelectionInputs:
+    return dataclasses.replace(inputs, source_reference=SourceReference.of(unet, inputs))
+
+
 def _unlabelled(unet: nn.Module, g_s: nn.Module, g_t: nn.Module, inputs: SelectionInputs) -> dict[str, float]:
+    reference = inputs.source_reference or SourceReference.of(unet, inputs)
     source = as_input(inputs.source_images, module_device(g_s))
     translated = translate(g_s, inputs.target_images)
-    fd = frechet_distance_diagonal(
-        pooled_features(unet, translated, inputs.feature_blocks),
-        pooled_features(unet, source, inputs.feature_blocks),
-    )
+    fd = frechet_distance_diagonal(pooled_features(unet, translated, inputs.feature_blocks), reference.features)
     round_trip = translate(g_s, translate(g_t, source))
-    agreement = mean_dice(segment(unet, round_trip), segment(unet, source))
+    agreement = mean_dice(segment(unet, round_trip), reference.segmentation)
     return {"score": -fd, "feature_frechet": fd, "cycle_agreement_source": agreement}
 
 
@@ -137,5 +164,10 @@ def _oracle(unet: nn.Module, g_s: nn.Module, g_t: nn.Module, inputs: SelectionIn
     return {"score": dice, "target_val_dice": dice}
 
 
-SELECTORS.add("unlabelled", Selector("unlabelled", needs_target_labels=False, needs_source=True, score=_unlabelled))
+SELECTORS.add(
+    "unlabelled",
+    Selector(
+        "unlabelled", needs_target_labels=False, needs_source=True, score=_unlabelled, prepare=_with_source_reference
+    ),
+)
 SELECTORS.add("oracle", Selector("oracle", needs_target_labels=True, needs_source=False, score=_oracle))

@@ -409,6 +409,8 @@ def train_translator(
     bar = progress_bar(cfg.steps, f"translator[{cfg.selection}]", progress)
     try:
         with _FrozenUnet(unet):
+            if inputs is not None and selector.prepare is not None:
+                inputs = selector.prepare(unet, inputs)
             check(0)
             for step in range(1, cfg.steps + 1):
                 t0 = time.perf_counter()
