@@ -107,20 +107,23 @@ def load_external_model(task: Task, device: str, probe_size: int) -> torch.nn.Mo
 def _predict(
     pipeline, images: np.ndarray, labels: np.ndarray, myo_labelled: np.ndarray, use_fast: bool
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Predict with the fast path where it keeps Dice within 0.005 of fp32 (``check_fast_path``).
+    """Predict with the fast path where it keeps Dice within 0.005 of fp32 (``judge_fast_path``).
 
     The fast path is channels_last, plus bf16 only where the hardware runs it faster than fp32
-    (``choose_fast_path``). The check runs on the first ``FAST_PATH_CHECK_IMAGES`` images of this
-    cell's own test set; if the mean Dice differs by more than 0.005 the cell is predicted in fp32.
+    (``choose_fast_path``). Every image is predicted on the fast path, and the first
+    ``FAST_PATH_CHECK_IMAGES`` of this cell's own test set also in fp32; if their mean Dice differs by
+    more than 0.005, the cell is predicted in fp32 (the checked images' fp32 maps are kept).
     """
-    from unetgan_core.throughput.fastpath import check_fast_path, fast_path_description
+    from unetgan_core.throughput.fastpath import DICE_TOLERANCE, fast_path_description, judge_fast_path
 
     if not use_fast:
         return pipeline.predict(images), {"used": False, "reason": "disabled in the suite"}
     n = min(FAST_PATH_CHECK_IMAGES, len(images))
-    decision = check_fast_path(pipeline, images[:n], labels[:n], myo_labelled=myo_labelled[:n])
+    fast, head = pipeline.predict(images, fast=True), pipeline.predict(images[:n])
+    mode = fast_path_description(pipeline.device)
+    decision = judge_fast_path(head, fast[:n], labels[:n], myo_labelled[:n], DICE_TOLERANCE, mode=mode)
     info = {
-        "mode": fast_path_description(pipeline.device),
+        "mode": mode,
         "checked_images": n,
         "dice_fp32": decision.dice_fp32,
         "dice_fast": decision.dice_fast,
@@ -128,7 +131,9 @@ def _predict(
         "used": decision.use_fast,
         "note": decision.note,
     }
-    return pipeline.predict(images, fast=decision.use_fast), info
+    if decision.use_fast:
+        return fast, info
+    return np.concatenate([head, pipeline.predict(images[n:])]), info
 
 
 def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from unetgan_core.data.sliceset import BACKGROUND, RIGHT_VENTRICLE
 from unetgan_core.errors import DataError, UserError
+from unetgan_core.inference import class_map
 from unetgan_core.registry import Registry
 from unetgan_core.throughput.timing import device_sync, measure, summarise
 
@@ -117,7 +118,7 @@ def loss_gradient(logits_fn: LogitsFn, x: torch.Tensor, y: torch.Tensor | None, 
         logits = logits_fn(x)
         _check_logits(logits, x)
         if target == "prediction":
-            goal = logits.detach().argmax(dim=1)
+            goal = class_map(logits.detach())
         else:
             if y is None:
                 raise UserError('target="label" needs labels; pass y or use target="prediction"')
@@ -229,7 +230,7 @@ def pgd(
         with torch.no_grad():
             logits = logits_fn(x)
         _check_logits(logits, x)
-        y, target = logits.argmax(dim=1), "label"
+        y, target = class_map(logits), "label"
     lower, upper = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
     x_adv = x.clone()
     if random_start:
@@ -323,7 +324,7 @@ def sweep_cost_ratio(
 
     def score(x_adv: torch.Tensor) -> None:
         with torch.no_grad():
-            logits_fn(x_adv).argmax(dim=1)
+            class_map(logits_fn(x_adv))
 
     def per_eps() -> None:
         for eps in eps_values:

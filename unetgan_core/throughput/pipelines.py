@@ -23,6 +23,7 @@ import torch
 from unetgan_core.device import autocast, device_name
 from unetgan_core.errors import UserError
 from unetgan_core.hashing import config_hash
+from unetgan_core.inference import class_map
 from unetgan_core.registry import Registry
 from unetgan_core.schema import check_fields, check_model_options, field, load_table
 from unetgan_core.throughput.flops import count_flops
@@ -197,7 +198,7 @@ def _segment(spec: WorkloadSpec, raw: torch.nn.Module) -> Workload:
 
     def step() -> torch.Tensor:
         with torch.inference_mode(), autocast_context(spec.device, spec.precision):
-            return unet(x).argmax(1)
+            return class_map(unet(x))
 
     return Workload(step, spec.batch, {"unet": raw})
 
@@ -218,7 +219,7 @@ def translate_segment_workload(spec: WorkloadSpec) -> Workload:
 
     def step() -> torch.Tensor:
         with torch.inference_mode(), autocast_context(spec.device, spec.precision):
-            return unet(generator(x)).argmax(1)
+            return class_map(unet(generator(x)))
 
     return Workload(step, spec.batch, raw)
 
@@ -331,7 +332,7 @@ def _fgsm(spec: WorkloadSpec, unet: torch.nn.Module, n_classes: int) -> Workload
         with autocast_context(spec.device, spec.precision):
             x_adv = fgsm(unet, x, y, FGSM_EPS)
         with torch.no_grad(), autocast_context(spec.device, spec.precision):
-            return unet(x_adv).argmax(1)
+            return class_map(unet(x_adv))
 
     return Workload(step, spec.batch, {"unet": raw})
 
