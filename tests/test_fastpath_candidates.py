@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from unetgan_core.device import cpu_threads
 from unetgan_core.models import create_model
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "fastpath_candidates.py"
@@ -27,12 +28,23 @@ def model():
     return create_model("lv_unet", width=4).eval()
 
 
-@pytest.mark.parametrize("name", ["channels_last", "onnxruntime", "onnxruntime_no_layout", "jit_freeze"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "channels_last",
+        "channels_last+workers",
+        "onnxruntime",
+        "onnxruntime+workers",
+        "onnxruntime_no_layout",
+        "jit_freeze",
+    ],
+)
 def test_an_fp32_candidate_gives_eager_logits(tool, model, name):
     if name.startswith("onnxruntime"):
         pytest.importorskip("onnxruntime")
     x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(1))
-    candidate = tool.candidates(model, x, calibration=x)[name]()
+    with cpu_threads(2):  # the +workers candidates split a batch over two single-thread workers
+        candidate = tool.candidates(model, x, calibration=x)[name]()
     reference = tool._eager(model)(x)
     torch.testing.assert_close(candidate(x), reference, atol=1e-4, rtol=1e-4)
     assert candidate(x[:1]).shape == (1, 3, 32, 32)  # another batch size runs as well

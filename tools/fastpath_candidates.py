@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from unetgan_core.device import device_name
+from unetgan_core.device import cpu_threads, device_name
 from unetgan_core.models import create_model
+from unetgan_core.throughput.fastpath import single_thread_workers
 from unetgan_core.throughput.flops import count_flops
 from unetgan_core.throughput.peak import measure_matmul_tflops
 
@@ -55,6 +56,21 @@ def _channels_last(model: torch.nn.Module) -> Predict:
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return net(x.contiguous(memory_format=torch.channels_last))
+
+    return run
+
+
+def _split_over_workers(build_one: Callable[[], Predict]) -> Predict:
+    """Each call's batch split over single-thread workers, one per torch thread (``Pipeline.predict(fast=True)``)."""
+    workers = torch.get_num_threads()
+    with cpu_threads(1):
+        single = build_one()  # an ONNX Runtime session gets one intra-op thread
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with single_thread_workers(workers) as pool:
+            if pool is None or len(x) < 2:
+                return single(x)
+            return torch.cat(list(pool.map(single, x.chunk(workers))))
 
     return run
 
@@ -214,7 +230,9 @@ def candidates(
     """Builders of every candidate, by name; building one may export, quantize or compile (timed apart)."""
     return {
         "channels_last": lambda: _channels_last(model),
+        "channels_last+workers": lambda: _split_over_workers(lambda: _channels_last(model)),
         "onnxruntime": lambda: _ort(_onnx_graph(model), "ORT_ENABLE_ALL"),
+        "onnxruntime+workers": lambda: _split_over_workers(lambda: _ort(_onnx_graph(model), "ORT_ENABLE_ALL")),
         "onnxruntime_no_layout": lambda: _ort(_onnx_graph(model), "ORT_ENABLE_EXTENDED"),
         "onnxruntime_int8_static": lambda: _ort_int8(model, calibration, static=True),
         "onnxruntime_int8_dynamic": lambda: _ort_int8(model, calibration, static=False),

@@ -10,7 +10,8 @@ A pipeline turns target images into label maps. All share one interface (``Pipel
 
 ``predict(..., fast=True)`` runs in channels_last memory layout, under bf16 autocast only where the hardware runs
 bf16 fast (a GPU, or a CPU with native bf16 or a bf16 probe faster than fp32: ``throughput.fastpath.choose_fast_path``);
-elsewhere in channels_last fp32. ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
+elsewhere in channels_last fp32; on a CPU each batch is split over single-thread workers, one per torch thread
+(``fast_workers``). ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
 measured elsewhere, so it is only a switch here.
 """
 
@@ -24,7 +25,7 @@ from unetgan_core.device import autocast, module_device
 from unetgan_core.errors import DataError
 from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.inference import class_map
-from unetgan_core.throughput.fastpath import choose_fast_path
+from unetgan_core.throughput.fastpath import choose_fast_path, fast_workers, single_thread_workers
 
 PREDICT_BATCH = 32  # images per forward pass in predict
 
@@ -88,18 +89,30 @@ class Pipeline:
             raise DataError(f"{self.name}: predict expects [N, H, W] images, got shape {x.shape}")
         dev = self.device
         dtype = choose_fast_path(dev).dtype if fast else None
+        # An external model may run its own thread pool (ONNX Runtime): its batches are not split.
+        split = fast and all(getattr(m, "split_batches", True) for m in self.modules)
+        workers = fast_workers(dev) if split else 1
+
+        def labels_of(batch: torch.Tensor) -> torch.Tensor:
+            # Grad mode and autocast are per thread: set both in whichever thread runs the batch.
+            with torch.no_grad(), autocast(dev, enabled=dtype is not None, dtype=dtype or torch.bfloat16):
+                return class_map(self.logits(batch))
+
         if fast:
             for m in self.modules:
                 m.to(memory_format=torch.channels_last)
         try:
             out = []
-            for start in range(0, len(x), batch_size):
-                batch = torch.from_numpy(x[start : start + batch_size])[:, None].to(dev)
-                if fast:
-                    batch = batch.contiguous(memory_format=torch.channels_last)
-                with autocast(dev, enabled=dtype is not None, dtype=dtype or torch.bfloat16):
-                    labels = class_map(self.logits(batch))
-                out.append(labels.to(torch.uint8).cpu())
+            with single_thread_workers(workers) as pool:
+                for start in range(0, len(x), batch_size):
+                    batch = torch.from_numpy(x[start : start + batch_size])[:, None].to(dev)
+                    if fast:
+                        batch = batch.contiguous(memory_format=torch.channels_last)
+                    if pool is None or len(batch) < 2:
+                        labels = labels_of(batch)
+                    else:
+                        labels = torch.cat(list(pool.map(labels_of, batch.chunk(workers))))
+                    out.append(labels.to(torch.uint8).cpu())
         finally:
             if fast:
                 for m in self.modules:

@@ -5,20 +5,21 @@
 pytest-benchmark times ``Pipeline.predict(..., fast=True)`` (what the suites run); the fp32 eager
 reference, ``predict(..., fast=False)``, is timed in each round's untimed setup, so the two alternate
 (eager, fast, eager, fast, ...) and see the same machine load. ``extra_info`` records both rates, their
-ratio (``speedup``), what the fast path is on this machine, the CPU and the thread count (one: the
-test-wide setting in tests/conftest.py; tools/fastpath_candidates.py --threads 2 gives the two-thread
-ratio). Nothing here asserts a time: read the ratio, and compare runs with ``pytest-benchmark compare``.
+ratio (``speedup``), what the fast path is on this machine, the CPU and the thread count: one thread,
+and every core (where the fast path splits each batch over single-thread workers; eager runs each batch on
+all threads). Nothing here asserts a time: read the ratio, and compare runs with ``pytest-benchmark compare``.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import pytest
 import torch
 
-from unetgan_core.device import device_name
+from unetgan_core.device import cpu_threads, device_name
 from unetgan_core.models import create_model
 from unetgan_core.pipelines import UnetPipeline
 from unetgan_core.throughput.fastpath import fast_path_description
@@ -26,8 +27,14 @@ from unetgan_core.throughput.fastpath import fast_path_description
 BATCH, N_IMAGES = 4, 8  # the throughput suite's batch; two batches per call
 
 
+@pytest.mark.parametrize("threads", ["one", "all"])
 @pytest.mark.parametrize("size", [96, 192])
-def test_fast_path_vs_fp32_eager(benchmark, size):
+def test_fast_path_vs_fp32_eager(benchmark, size, threads):
+    with cpu_threads(1 if threads == "one" else os.cpu_count() or 1):
+        _fast_vs_eager(benchmark, size)
+
+
+def _fast_vs_eager(benchmark, size: int) -> None:
     torch.manual_seed(0)
     pipeline = UnetPipeline(create_model("lv_unet", width=8))  # the CPU suites' Unet
     images = np.random.default_rng(0).random((N_IMAGES, size, size), dtype=np.float32)

@@ -171,6 +171,8 @@ class SegmenterModule(nn.Module):
         segmenter: the loaded external model.
     """
 
+    split_batches = False  # its runtime (ONNX Runtime, TorchScript) may run its own threads: Pipeline.predict
+
     def __init__(self, segmenter: ExternalSegmenter) -> None:
         super().__init__()
         self.network = segmenter.network  # registered, so eval(), to() and parameters() reach it

@@ -27,6 +27,7 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -141,12 +142,43 @@ def _choose(device: torch.device, decide: Callable[[torch.device, str], Precisio
 
 
 def fast_path_description(device: torch.device | str) -> str:
-    """What ``Pipeline.predict(fast=True)`` runs on ``device``, e.g. ``"channels_last fp32"``.
+    """What ``Pipeline.predict(fast=True)`` runs on ``device``, e.g. ``"channels_last fp32 on 2 single-thread workers"``.
 
     Args:
         device: where the model runs (the first call on a CPU times two small matmuls).
     """
-    return choose_fast_path(device).description
+    workers = fast_workers(device)
+    split = f" on {workers} single-thread workers" if workers > 1 else ""
+    return choose_fast_path(device).description + split
+
+
+def fast_workers(device: torch.device | str) -> int:
+    """How many single-thread workers the fast path splits each batch over: torch's CPU thread count, 1 on a GPU.
+
+    Small convolutions do not split well across threads: on a 2-core AVX2 EPYC the channels_last LV-Unet
+    predicts 1.12-1.18x more images per second as two halves of a batch, each on one thread, than as one
+    batch on two threads (64-192 px; docs/performance.md). Each image's labels do not depend on the split.
+    """
+    return torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+
+
+@contextlib.contextmanager
+def single_thread_workers(workers: int) -> Iterator[ThreadPoolExecutor | None]:
+    """A pool of ``workers`` threads, with torch's CPU ops on one thread each, for the block; None for one worker.
+
+    torch releases the GIL inside its operators, so the workers' forward passes run on separate cores.
+    The thread count is restored afterwards.
+    """
+    if workers <= 1:
+        yield None
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="fastpath") as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check_batch_size(batch_size: int) -> None:
