@@ -241,6 +241,7 @@ def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dic
                         "test": test,
                         # The same draws for every pipeline, so pipelines see the same corrupted images.
                         "seed": derive_seed(c.seed, "corruption", vendor, corruption),
+                        "fast_path": suite.suite.fast_path,
                     }
                     out.append(_task("corruption", config, deps))
     return out

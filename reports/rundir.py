@@ -113,6 +113,7 @@ FIELDS = {
         "severity": "int",
         "level": "number?",
         "level_unit": "str?",
+        "fast_path_check": "object?",
     },
     "throughput": {
         **_COMMON,
