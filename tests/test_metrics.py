@@ -147,6 +147,26 @@ def test_hd95_matches_a_brute_force_computation_on_random_masks(pred, gt_seed):
                 assert scores[key][i] == 0.0
 
 
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_hd95_of_small_masks_anywhere_matches_brute_force(seed):
+    """Masks that fill a small part of the image (the bounding-box crop's case), at the edges too."""
+    rng = np.random.default_rng(seed)
+    masks = []
+    for _ in range(2):
+        mask = np.zeros((24, 24), bool)
+        for _ in range(rng.integers(1, 3)):  # one or two blobs, perhaps far apart
+            y, x = rng.integers(0, 24, 2)
+            h, w = rng.integers(1, 6, 2)
+            mask[y : y + h, x : x + w] |= rng.random((len(range(24)[y : y + h]), len(range(24)[x : x + w]))) < 0.8
+        masks.append(mask)
+    p, g = masks
+    if not (p.any() and g.any()):
+        return
+    pred, gt = p[None].astype(np.uint8), g[None].astype(np.uint8)
+    assert hd95_scores(pred, gt, 1.0)["hd95_blood_pool_mm"][0] == pytest.approx(_brute_force_hd95(p, g))
+
+
 @pytest.mark.parametrize(
     "call, error, match",
     [
