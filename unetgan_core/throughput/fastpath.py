@@ -11,7 +11,9 @@ and several times slower than fp32 (~24x for the 192 px LV-Unet on a 2-core AVX2
 channels_last fp32 is ~1.4x faster than the default layout). ``choose_fast_path`` asks the rule
 that decides which precisions get throughput rows (``precision.decide_precision``) once per
 process and device, and picks channels_last+bf16 or channels_last fp32;
-``fast_path_description`` names the choice for the results. ``check_fast_path`` compares mean
+``fast_path_description`` names the choice for the results. On a CPU each batch is also split over
+single-thread workers, one per torch thread (``fast_workers``): small convolutions do not split well
+across threads. ``check_fast_path`` compares mean
 Dice of the reduced-precision candidate (``fast_predict``) and fp32 on test images and, when
 asked, their speed, and says which to use and why.
 
