@@ -16,7 +16,7 @@ from unetgan_bench.bench.rows import resolved_config
 from unetgan_bench.bench.store import ArtifactStore
 from unetgan_bench.bench.suite import parse_suite
 from unetgan_core.errors import UserError
-from unetgan_core.postprocess import largest_component, postprocess
+from unetgan_core.postprocess import POSTPROCESS, largest_component, postprocess
 
 CORRUPTIONS = '\n[corruptions]\ncorruptions = ["noise"]\nseverities = [1]\nn_images = 2\n'
 
@@ -126,3 +126,37 @@ def test_a_candidate_that_only_post_processes_trains_nothing_new(tmp_path: Path)
     )
     # Two inner and two outer Unets: one per fold each, whichever candidate a fold chooses.
     assert sum(n.startswith("  trained") for n in notes) == 4
+
+
+class Fixed:
+    """A pipeline that predicts the same label maps, ``ring()`` plus a stray blood-pool island, for any input."""
+
+    def __init__(self, n: int):
+        pred = np.zeros((n, 20, 20), dtype=np.uint8)
+        pred[:, :12, :12] = ring()
+        pred[:, 16:19, 16:19] = 1
+        self.pred = pred
+
+    def predict(self, images, fast=False):
+        return np.concatenate([self.pred] * (len(images) // len(self.pred)))
+
+
+def test_cells_score_the_post_processed_predictions():
+    from unetgan_bench.bench.steps import evaluate_corruption, evaluate_segmentation
+    from unetgan_core.data.sliceset import SliceSet
+
+    labels = np.zeros((2, 20, 20), dtype=np.uint8)
+    labels[:, :12, :12] = ring()
+    one = np.ones(2, bool)
+    test = SliceSet(
+        np.full((2, 20, 20), 0.5, np.float32), labels, np.array(["a", "b"]), "v", 2.0, one, one, np.arange(2),
+        np.array(["ED", "ES"]), True,
+    )  # fmt: skip
+    raw, _ = evaluate_segmentation(Fixed(2), test, {"hd95": False})
+    clean, metrics = evaluate_segmentation(Fixed(2), test, {"hd95": False, "postprocess": "largest_component"})
+    assert (raw["dice_blood_pool"] < 1).all() and (clean["dice_blood_pool"] == 1).all()
+    assert metrics["dice_mean"] == 1.0
+    cfg = {"corruption": "noise", "severities": [0, 1], "n_images": 2, "seed": 0}
+    rows = {rule: evaluate_corruption(Fixed(2), test, {**cfg, "postprocess": rule})[0] for rule in POSTPROCESS}
+    assert [r["metrics"]["dice_mean"] for r in rows["largest_component"]] == [1.0, 1.0]
+    assert all(r["metrics"]["dice_mean"] < 1 for r in rows["none"])
