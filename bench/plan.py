@@ -207,6 +207,13 @@ def with_config(task: Task, **changes: Any) -> Task:
     return _task(task.kind, {**config, **changes}, task.deps, task.settings)
 
 
+def postprocess_config(suite: Suite) -> dict[str, str]:
+    """The ``postprocess`` entry of a measured cell's config: only a rule other than ``"none"`` enters it, so
+    every cell of a suite without one keeps its key (the rule is a scoring step: no Unet's key carries it)."""
+    rule = suite.metrics.postprocess
+    return {} if rule == "none" else {"postprocess": rule}
+
+
 def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]]) -> list[Task]:
     """One ``corruption`` cell per (seed, scenario, vendor, corruption) of ``[corruptions]``: every severity
     (and 0, the uncorrupted reference) of one artefact through one pipeline on one vendor's test images.
@@ -242,6 +249,7 @@ def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dic
                         # The same draws for every pipeline, so pipelines see the same corrupted images.
                         "seed": derive_seed(c.seed, "corruption", vendor, corruption),
                         "fast_path": suite.suite.fast_path,
+                        **postprocess_config(suite),
                     }
                     out.append(_task("corruption", config, deps))
     return out
@@ -371,6 +379,7 @@ def build_plan(suite: Suite, source) -> Plan:
                                 "test": test,
                                 "hd95": suite.metrics.hd95,
                                 "fast_path": suite.suite.fast_path,
+                                **postprocess_config(suite),
                             },
                             tuple(deps),
                         )

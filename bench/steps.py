@@ -22,6 +22,7 @@ from unetgan_core.device import cpu_threads
 from unetgan_core.external import NotDifferentiable
 from unetgan_core.inference import translate
 from unetgan_core.pipelines import UnetPipeline
+from unetgan_core.postprocess import postprocess
 
 FAST_PATH_CHECK_IMAGES = 64  # images on which the fast path's Dice is compared with fp32
 PANEL_SEVERITIES = (0, 1, 3, 5)  # corruption severities shown in the report's example panels
@@ -137,12 +138,17 @@ def _predict(
 
 
 def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-image Dice (and HD95) of a pipeline on a labelled test set, and their summary."""
+    """Per-image Dice (and HD95) of a pipeline on a labelled test set, and their summary.
+
+    ``cfg``: ``fast_path`` (``_predict``), ``hd95`` (default on) and ``postprocess`` (a rule of
+    ``unetgan_core.postprocess``, applied to the predicted label maps before scoring; default ``"none"``).
+    """
     from unetgan_core import stats
     from unetgan_core.metrics import dice_scores, hd95_scores
 
     test = test.take(test.labelled)
     pred, fast = _predict(pipeline, test.images, test.labels, test.myo_labelled, cfg.get("fast_path", False))
+    pred = postprocess(pred, cfg.get("postprocess", "none"))
     scores = dice_scores(pred, test.labels, myo_labelled=test.myo_labelled)
     table = pd.DataFrame(
         {
@@ -234,7 +240,7 @@ def evaluate_corruption(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[
     severities = list(cfg["severities"])
     corrupted = [corrupt(corruption.name, test.images, s, cfg["seed"], test.pixel_mm) for s in severities]
     # One prediction for every severity: one forward pass per batch instead of one per severity. The fast path's
-    # Dice check (where the suite uses it) runs on the first images of the stack: the lowest severities.
+    # Dice check (where the suite uses it) runs on the first images of the stack, the lowest severities, on raw maps.
     fast: dict[str, Any] | None = None
     predicted = corrupted
     if len(test):
@@ -246,7 +252,7 @@ def evaluate_corruption(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[
             np.concatenate([test.myo_labelled] * k),
             cfg.get("fast_path", False),
         )
-        predicted = np.split(stacked, k)
+        predicted = np.split(postprocess(stacked, cfg.get("postprocess", "none")), k)
     example = int(_spread(test, 1)[0]) if len(test) else 0  # the image with the largest LV
     rows, shown = [], {}
     for severity, images, pred in zip(severities, corrupted, predicted, strict=True):

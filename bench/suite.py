@@ -38,6 +38,7 @@ from unetgan_core.external import ExternalModelSpec
 from unetgan_core.hashing import canonical
 from unetgan_core.names import NAME_RULE, check_name
 from unetgan_core.plugins import import_plugins
+from unetgan_core.postprocess import POSTPROCESS
 from unetgan_core.scenarios import Scenario
 from unetgan_core.throughput.pipelines import ThroughputSection, parse_section
 from unetgan_core.training import SegTrainConfig, TranslatorConfig
@@ -181,6 +182,12 @@ class MetricSection:
     hd95: bool = field(True, doc="also measure the 95th-percentile Hausdorff distance (mm)")
     bootstrap_samples: int = field(2000, doc="bootstrap resamples for 95% confidence intervals", ge=100, le=1_000_000)
     figure_images: int = field(4, doc="images per target in the translation figure", ge=0, le=16)
+    postprocess: str = field(
+        "none",
+        doc="clean-up of predicted label maps before scoring (unetgan_core/postprocess.py)",
+        choices=tuple(POSTPROCESS),
+        omit_default=True,  # added later: a suite without it keeps its recorded configuration
+    )
 
 
 @dataclasses.dataclass(frozen=True)
