@@ -248,7 +248,6 @@ def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dic
                         "test": test,
                         # The same draws for every pipeline, so pipelines see the same corrupted images.
                         "seed": derive_seed(c.seed, "corruption", vendor, corruption),
-                        "fast_path": suite.suite.fast_path,
                         **postprocess_config(suite),
                     }
                     out.append(_task("corruption", config, deps))

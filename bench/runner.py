@@ -371,7 +371,7 @@ class Runner:
         with self.timed("corruptions"):
             rows, panels = steps.evaluate_corruption(pipeline, test, cfg)
         section = self.suite.corruptions
-        keys = ("corruption", "severity", "level", "level_unit", "fast_path_check")
+        keys = ("corruption", "severity", "level", "level_unit")
         measured = Measured([row({**cell, **{k: r[k] for k in keys}}, r["metrics"]) for r in rows])
         if panels is not None and cfg["replicate"] == (section.seeds or self.suite.suite.seeds)[0]:
             tags = {"scenario": cfg["scenario"], "vendor": cfg["vendor"], "corruption": cfg["corruption"]}

@@ -113,7 +113,6 @@ FIELDS = {
         "severity": "int",
         "level": "number?",
         "level_unit": "str?",
-        "fast_path_check": "object?",
     },
     "throughput": {
         **_COMMON,
