@@ -115,13 +115,13 @@ def _predict(
     ``FAST_PATH_CHECK_IMAGES`` of this cell's own test set also in fp32; if their mean Dice differs by
     more than 0.005, the cell is predicted in fp32 (the checked images' fp32 maps are kept).
     """
-    from unetgan_core.throughput.fastpath import DICE_TOLERANCE, fast_path_description, judge_fast_path
+    from unetgan_core.throughput.fastpath import DICE_TOLERANCE, judge_fast_path
 
     if not use_fast:
         return pipeline.predict(images), {"used": False, "reason": "disabled in the suite"}
     n = min(FAST_PATH_CHECK_IMAGES, len(images))
     fast, head = pipeline.predict(images, fast=True), pipeline.predict(images[:n])
-    mode = fast_path_description(pipeline.device)
+    mode = pipeline.fast_path_description()
     decision = judge_fast_path(head, fast[:n], labels[:n], myo_labelled[:n], DICE_TOLERANCE, mode=mode)
     info = {
         "mode": mode,

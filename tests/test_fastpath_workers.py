@@ -61,8 +61,13 @@ def test_a_model_that_runs_its_own_threads_is_not_split():
     images, labels = _images()
     model = _Recorder()
     model.split_batches = False  # what an external SegmenterModule declares
+    pipeline = UnetPipeline(model)
     with cpu_threads(2):
-        np.testing.assert_array_equal(UnetPipeline(model).predict(images, batch_size=32, fast=True), labels)
+        np.testing.assert_array_equal(pipeline.predict(images, batch_size=32, fast=True), labels)
+        # and the results say so: no workers in the description
+        assert pipeline.fast_workers == 1
+        assert pipeline.fast_path_description() == choose_fast_path("cpu").description
+        assert UnetPipeline(_Recorder()).fast_path_description().endswith("on 2 single-thread workers")
     assert [n for *_, n in model.calls] == [32, 8]
 
 

@@ -11,7 +11,7 @@ A pipeline turns target images into label maps. All share one interface (``Pipel
 ``predict(..., fast=True)`` runs in channels_last memory layout, under bf16 autocast only where the hardware runs
 bf16 fast (a GPU, or a CPU with native bf16 or a bf16 probe faster than fp32: ``throughput.fastpath.choose_fast_path``);
 elsewhere in channels_last fp32; on a CPU each batch is split over single-thread workers, one per torch thread
-(``fast_workers``). ``fast_path_description(device)`` names the choice. Whether its Dice stays close to fp32 is
+(``fast_workers``). ``Pipeline.fast_path_description()`` names the choice. Whether its Dice stays close to fp32 is
 measured elsewhere, so it is only a switch here.
 """
 
@@ -25,7 +25,12 @@ from unetgan_core.device import autocast, module_device
 from unetgan_core.errors import DataError
 from unetgan_core.histmatch import HistogramMatcher
 from unetgan_core.inference import class_map
-from unetgan_core.throughput.fastpath import choose_fast_path, fast_workers, single_thread_workers
+from unetgan_core.throughput.fastpath import (
+    choose_fast_path,
+    fast_path_description,
+    fast_workers,
+    single_thread_workers,
+)
 
 PREDICT_BATCH = 32  # images per forward pass in predict
 
@@ -55,6 +60,18 @@ class Pipeline:
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    @property
+    def fast_workers(self) -> int:
+        """Single-thread workers ``predict(fast=True)`` splits each batch over (``fastpath.fast_workers``); 1 when a
+        network may run its own thread pool (an external model's ``split_batches = False``: ONNX Runtime)."""
+        if not all(getattr(m, "split_batches", True) for m in self.modules):
+            return 1
+        return fast_workers(self.device)
+
+    def fast_path_description(self) -> str:
+        """What ``predict(fast=True)`` runs, for the results, e.g. ``"channels_last fp32 on 2 single-thread workers"``."""
+        return fast_path_description(self.device, self.fast_workers)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits of the whole pipeline.
@@ -89,9 +106,7 @@ class Pipeline:
             raise DataError(f"{self.name}: predict expects [N, H, W] images, got shape {x.shape}")
         dev = self.device
         dtype = choose_fast_path(dev).dtype if fast else None
-        # An external model may run its own thread pool (ONNX Runtime): its batches are not split.
-        split = fast and all(getattr(m, "split_batches", True) for m in self.modules)
-        workers = fast_workers(dev) if split else 1
+        workers = self.fast_workers if fast else 1
 
         def labels_of(batch: torch.Tensor) -> torch.Tensor:
             # Grad mode and autocast are per thread: set both in whichever thread runs the batch.

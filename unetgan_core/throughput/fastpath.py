@@ -143,13 +143,14 @@ def _choose(device: torch.device, decide: Callable[[torch.device, str], Precisio
     return FastPath("cpu", None, f"fp32; bf16 {decision.reason}")
 
 
-def fast_path_description(device: torch.device | str) -> str:
+def fast_path_description(device: torch.device | str, workers: int | None = None) -> str:
     """What ``Pipeline.predict(fast=True)`` runs on ``device``, e.g. ``"channels_last fp32 on 2 single-thread workers"``.
 
     Args:
         device: where the model runs (the first call on a CPU times two small matmuls).
+        workers: the workers each batch is split over (``Pipeline.fast_workers``); None: ``fast_workers(device)``.
     """
-    workers = fast_workers(device)
+    workers = fast_workers(device) if workers is None else workers
     split = f" on {workers} single-thread workers" if workers > 1 else ""
     return choose_fast_path(device).description + split
 
@@ -367,7 +368,7 @@ def check_fast_path(
         def run_fast() -> np.ndarray:
             return model.predict(array, batch_size, fast=True)
 
-        mode = fast_path_description(device)
+        mode = model.fast_path_description()
     else:
         device = module_device(model)
 
