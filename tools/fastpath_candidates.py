@@ -34,10 +34,12 @@ import numpy as np
 import torch
 
 from unetgan_core.device import cpu_threads, device_name
+from unetgan_core.inference import class_map
 from unetgan_core.models import create_model
 from unetgan_core.throughput.fastpath import single_thread_workers
 from unetgan_core.throughput.flops import count_flops
 from unetgan_core.throughput.peak import measure_matmul_tflops
+from unetgan_core.training import selection
 
 Predict = Callable[[torch.Tensor], torch.Tensor]
 
@@ -267,18 +269,10 @@ def interleaved_ratio(reference: Predict, candidate: Predict, x: torch.Tensor, r
     return {"reference_s": ref, "candidate_s": cand, "speedup": ref / cand}
 
 
-def _dice(pred: np.ndarray, label: np.ndarray) -> float:
-    scores = []
-    for cls in (1, 2):
-        p, t = pred == cls, label == cls
-        denom = p.sum() + t.sum()
-        scores.append(1.0 if denom == 0 else 2.0 * (p & t).sum() / denom)
-    return float(np.mean(scores))
-
-
 def mean_dice(predict: Predict, images: torch.Tensor, labels: np.ndarray) -> float:
-    preds = torch.cat([predict(images[i : i + 8]).argmax(1) for i in range(0, len(images), 8)]).numpy()
-    return float(np.mean([_dice(p, t) for p, t in zip(preds, labels, strict=True)]))
+    """The suites' mean Dice (``training.selection.mean_dice``) of a candidate's labels on ``images``."""
+    preds = torch.cat([class_map(predict(images[i : i + 8])) for i in range(0, len(images), 8)])
+    return selection.mean_dice(preds.to(torch.uint8).numpy(), labels)
 
 
 def phantom_test_set(size: int, n: int, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
