@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import shutil
 
 import nibabel as nib
 import numpy as np
@@ -148,11 +149,29 @@ def test_mnms_is_deterministic_and_cached(mnms_root, tmp_path):
         np.testing.assert_array_equal(first.labels, other.labels)
         assert first.subjects.tolist() == other.subjects.tolist()
     assert first.subjects[0] == "c3-B4E5F6"  # load keeps the order asked for
-    # A changed file (new mtime) is preprocessed again, under a new key.
+    # Keys follow content: a touched file keeps its key; a file with new content is preprocessed again.
     gt = mnms_root / "Training/Labeled/B4E5F6/B4E5F6_sa_gt.nii.gz"
     os.utime(gt, ns=(gt.stat().st_atime_ns, gt.stat().st_mtime_ns + 10**9))
     MnmsSource(mnms_root, cache_dir=cache, **SMALL).load("philips", ["c3-B4E5F6"])
+    assert len(list((cache / "mnms").glob("*.npz"))) == 2
+    _rewrite_one_voxel(gt)
+    MnmsSource(mnms_root, cache_dir=cache, **SMALL).load("philips", ["c3-B4E5F6"])
     assert len(list((cache / "mnms").glob("*.npz"))) == 3
+
+
+def _rewrite_one_voxel(path):
+    """Save ``path`` again with a different first voxel (a label stays in 0-3; same header and affine)."""
+    img = nib.load(path)
+    data = np.asanyarray(img.dataobj).copy()
+    flat = data.reshape(-1)
+    flat[0] = (flat[0] + 1) % 4
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), path)
+
+
+def test_cache_keys_follow_the_data_not_its_folder(mnms_root, tmp_path):
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(mnms_root, copy)  # new folder, new modification times, same bytes
+    assert MnmsSource(copy, **SMALL).cache_key() == MnmsSource(mnms_root, **SMALL).cache_key()
 
 
 def test_mnms_cache_key_tracks_options_and_files(mnms_root):
@@ -160,7 +179,7 @@ def test_mnms_cache_key_tracks_options_and_files(mnms_root):
     assert base == MnmsSource(mnms_root, **SMALL).cache_key()
     assert base != MnmsSource(mnms_root, pixel_mm=1.25, size_px=32).cache_key()
     image = mnms_root / "Testing/A3L4M5/A3L4M5_sa.nii.gz"
-    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    _rewrite_one_voxel(image)
     assert base != MnmsSource(mnms_root, **SMALL).cache_key()
 
 

@@ -138,6 +138,11 @@ class ManifestSource(SubjectSource):
             files += [row.image] + ([row.label] if row.label is not None else [])
         return files
 
+    @property
+    def files_root(self) -> Path:
+        """File names in cache keys are relative to the manifest's folder (its relative paths start there)."""
+        return self.manifest.parent
+
     def _settings(self) -> dict:
         return {"label_map": self.label_map}
 

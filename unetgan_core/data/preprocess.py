@@ -23,14 +23,13 @@ in-plane rescaling to 1.5 x 1.5 mm, centre crop to 192 x 192 pixels. Here:
 
 ``SubjectSource`` is the loading loop the real-data sources share: one subject at a time,
 an on-disk cache of each preprocessed subject (``data/cache.py``, keyed by the options and the
-files' sizes and mtimes), and ``skip_bad`` to report and skip bad subjects.
+files' names under the data folder, sizes and SHA-256: ``data/fingerprint.py``), and ``skip_bad`` to report and skip bad subjects.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -38,6 +37,7 @@ import numpy as np
 from scipy import ndimage
 
 from unetgan_core.data.cache import cached_sliceset
+from unetgan_core.data.fingerprint import file_fingerprint
 from unetgan_core.data.normalise import NORMALISATION, normalise_images
 from unetgan_core.data.orientation import canonical_arrangement
 from unetgan_core.data.sliceset import BACKGROUND, BLOOD_POOL, MYOCARDIUM, SliceSet
@@ -275,18 +275,6 @@ def empty_sliceset(vendor: str, options: PreprocessOptions) -> SliceSet:
     )
 
 
-def file_fingerprint(paths: Sequence[Path]) -> list[list]:
-    """``[path, size in bytes, mtime in ns]`` per file: a cheap stand-in for hashing the content."""
-    out = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError:
-            raise DataError(f"{path}: file is missing or unreadable") from None
-        out.append([str(path), st.st_size, st.st_mtime_ns])
-    return out
-
-
 class SubjectSource(abc.ABC):
     """Shared loading loop of the real-data sources: per-subject preprocessing, cache, skipping.
 
@@ -331,7 +319,7 @@ class SubjectSource(abc.ABC):
 
     @abc.abstractmethod
     def _subject_files(self, vendor: str, subject: str) -> list[Path]:
-        """The files ``subject`` is read from (their sizes and mtimes key the cache)."""
+        """The files ``subject`` is read from (their names, sizes and contents key the cache)."""
 
     @abc.abstractmethod
     def _read_subject(self, vendor: str, subject: str) -> SliceSet:
@@ -341,12 +329,20 @@ class SubjectSource(abc.ABC):
         """Source options beyond preprocessing that change the output (e.g. a vendor name)."""
         return {}
 
+    @property
+    def files_root(self) -> Path | None:
+        """The data set's folder: file names in cache keys are relative to it (``data/fingerprint.py``)."""
+        return getattr(self, "root", None)
+
+    def _fingerprint(self, vendor: str, subject: str) -> list[list]:
+        return file_fingerprint(self._subject_files(vendor, subject), self.files_root, self.cache_dir)
+
     def cache_key(self) -> dict:
-        """Everything that determines this source's output: options and every file's size and mtime."""
+        """Everything that determines this source's output: options and every file's name, size and content."""
         files = []
         for vendor in self.vendors():
             for subject in self.subjects(vendor):
-                files.extend(file_fingerprint(self._subject_files(vendor, subject)))
+                files.extend(self._fingerprint(vendor, subject))
         return {
             "source": self.name,
             "version": PREPROCESS_VERSION,
@@ -363,7 +359,7 @@ class SubjectSource(abc.ABC):
             "subject": subject,
             "options": dataclasses.asdict(self.options),
             "settings": self._settings(),
-            "files": file_fingerprint(self._subject_files(vendor, subject)),
+            "files": self._fingerprint(vendor, subject),
         }
 
     def _load_subject(self, vendor: str, subject: str) -> SliceSet:
