@@ -12,6 +12,11 @@ it on its own. To choose between candidate settings honestly, each outer fold us
    plans for the fold, so ``unetgan-bench run`` of that suite reuses the model) and is tested on the fold's test
    subjects. Only these outer scores estimate how well the procedure does; no test subject's labels enter a choice.
 
+A suite file holds one setting for every fold. ``fixed_choice`` gives the candidate with the best inner score
+averaged over the folds (each fold's mean first, so every fold weighs the same): the setting to write into the
+suite. Its own cross-validated Dice is not free of selection, since every subject is an inner validation subject
+of some other fold; the nested outer estimate is.
+
 A candidate is a set of changed settings, ``table.key=value`` (a TOML value; ``unet.model_kwargs.width=12``
 reaches into a table), applied to the suite file's tables before it is validated as usual. Trainings go through
 the artifact store like the runner's, so a repeated study trains nothing again.
@@ -234,6 +239,17 @@ def choose(inner: pd.DataFrame, candidates: list[str]) -> str:
     return max(candidates, key=lambda name: (means[name], -candidates.index(name)))
 
 
+def fixed_choice(inner: pd.DataFrame, candidates: list[str]) -> tuple[str, dict[str, float]]:
+    """One setting for every fold: the best mean over folds of each fold's mean inner ``dice_mean`` (ties: first).
+
+    Returns:
+        The chosen candidate and every candidate's mean over folds.
+    """
+    per_fold = inner.groupby(["candidate", "fold"])["dice_mean"].mean()
+    means = {name: float(per_fold[name].mean()) for name in candidates}
+    return max(candidates, key=lambda name: (means[name], -candidates.index(name))), means
+
+
 def pooled(per_image: pd.DataFrame) -> dict[str, float | None]:
     """Means over every test image of every fold (the myocardium where annotated)."""
     out: dict[str, float | None] = {"n_images": len(per_image)}
@@ -258,7 +274,8 @@ def run_nested(
 
     Returns:
         ``{"candidates", "inner_rule", "rows" (one per training scored), "choices" (fold -> candidate),
-        "pooled" (the outer test images of every fold), "per_image" (a DataFrame of the outer images)}``.
+        "fixed_choice" and "inner_mean_over_folds" (one setting for every fold: ``fixed_choice``), "pooled" (the
+        outer test images of every fold), "per_image" (a DataFrame of the outer images)}``.
     """
     studies = open_studies(suite_name, candidates, data_root)
     names = [s.candidate.name for s in studies]
@@ -268,6 +285,7 @@ def run_nested(
     rows = [score(studies[j.study], j, store, device)[0] for j in inner]
     table = pd.DataFrame(rows)
     choices = {fold: choose(table[table["fold"] == fold], names) for fold in folds}
+    fixed, across = fixed_choice(table, names)
     outer = [outer_job(studies, fold, names.index(choices[fold])) for fold in folds]
     train_all(studies, outer, store, device, workers, note)
     scored = [score(studies[j.study], j, store, device) for j in outer]
@@ -278,6 +296,8 @@ def run_nested(
         "inner_rule": inner_rule,
         "rows": rows + [r for r, _ in scored],
         "choices": {str(k): v for k, v in choices.items()},
+        "fixed_choice": fixed,
+        "inner_mean_over_folds": across,
         "pooled": pooled(per_image),
         "per_image": per_image,
     }

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from tiny_suites import tiny_text
 
-from unetgan_bench.bench.nested import Candidate, changed_tables, choose, parse_candidate, run_nested
+from unetgan_bench.bench.nested import (
+    Candidate,
+    changed_tables,
+    choose,
+    fixed_choice,
+    parse_candidate,
+    run_nested,
+)
 from unetgan_bench.bench.plan import build_plan
 from unetgan_bench.bench.registries import open_source
 from unetgan_bench.bench.store import ArtifactStore
@@ -53,6 +60,21 @@ def test_choice_is_the_best_inner_mean_and_ties_go_to_the_first_listed():
     inner = pd.DataFrame({"candidate": ["a", "b", "b", "c"], "dice_mean": [0.5, 0.4, 0.8, 0.6]})
     assert choose(inner, ["a", "b", "c"]) == "b"
     assert choose(inner.assign(dice_mean=0.5), ["c", "a", "b"]) == "c"
+
+
+def test_fixed_choice_weighs_every_fold_the_same_and_ties_go_to_the_first_listed():
+    # Fold 0 has three inner rows (rule "all"), fold 1 one: a pooled mean would favour "a", the mean of fold means "b".
+    inner = pd.DataFrame(
+        {
+            "fold": [0, 0, 0, 0, 0, 0, 1, 1],
+            "candidate": ["a", "a", "a", "b", "b", "b", "a", "b"],
+            "dice_mean": [0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.1, 0.4],
+        }
+    )
+    name, means = fixed_choice(inner, ["a", "b"])
+    assert name == "b"
+    assert means == pytest.approx({"a": 0.5, "b": 0.6})
+    assert fixed_choice(inner.assign(dice_mean=0.7), ["b", "a"])[0] == "b"
 
 
 def test_nested_selection_never_scores_a_choice_on_the_fold_test_subjects(tmp_path):
@@ -122,8 +144,12 @@ def test_the_tool_writes_every_score(tmp_path, capsys):
     assert tool.main(args) == 0
     printed = capsys.readouterr().out
     assert "nested outer estimate, pooled over 16 test images" in printed
+    fixed = [line for line in printed.splitlines() if "<- one fixed setting for the suite" in line]
+    assert len(fixed) == 1
     saved = json.loads((out / "nested.json").read_text())
     assert [c["name"] for c in saved["candidates"]] == ["suite", "unet.epochs=2"]
+    assert fixed[0].strip().startswith(saved["fixed_choice"] + ":")
+    assert set(saved["inner_mean_over_folds"]) == {"suite", "unet.epochs=2"}
     assert len(pd.read_csv(out / "scores.csv")) == 2 * 2 + 2
     assert len(pd.read_csv(out / "outer_per_image.csv")) == 16
     assert Candidate("suite").changes == ()

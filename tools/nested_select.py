@@ -5,7 +5,8 @@
 
 Each ``--vary`` is one candidate (settings changed together, separated by ``;``); the suite as written is always
 the first. Per outer fold it prints every candidate's inner Dice and the choice, then the chosen settings' Dice on
-the fold's test subjects, pooled over folds: the honest estimate of the whole procedure. ``OUT/nested.json`` holds
+the fold's test subjects, pooled over folds: the honest estimate of the whole procedure. Then each candidate's inner
+Dice averaged over folds and the best of them: one fixed setting to write into the suite. ``OUT/nested.json`` holds
 every score, ``OUT/scores.csv`` one row per scored training, ``OUT/outer_per_image.csv`` the outer test images.
 """
 
@@ -54,6 +55,12 @@ def report(result: dict) -> list[str]:
         for r in (r for r in result["rows"] if r["phase"] == "outer" and str(r["fold"]) == fold):
             scores = " ".join(f"{c} {_fmt(r[c])}" for c in SCORE_COLUMNS)
             lines.append(f"  outer {r['test_subjects']}: {scores} ({r['status']})")
+    lines.append("inner dice_mean over folds (each fold's mean, then their mean):")
+    for name, mean in result["inner_mean_over_folds"].items():
+        mark = "  <- one fixed setting for the suite" if name == result["fixed_choice"] else ""
+        lines.append(f"  {name}: {mean:.3f}{mark}")
+    lines.append("  (every subject is an inner validation subject of another fold: the suite's own CV with the fixed")
+    lines.append("   setting is not free of selection; the nested outer estimate below is)")
     scores = " ".join(f"{c} {_fmt(result['pooled'][c])}" for c in SCORE_COLUMNS)
     lines.append(f"nested outer estimate, pooled over {result['pooled']['n_images']} test images: {scores}")
     return lines
