@@ -212,7 +212,8 @@ def score(study: Study, job: Job, store: ArtifactStore, device: str) -> tuple[di
     folder = store.path("unet", job.task.key)
     model = steps.load_model(folder / "model.pt", device)
     test = study.source.load(study.vendor, list(job.test.subjects))
-    cfg = {"fast_path": False, "hd95": True, "postprocess": study.suite.metrics.postprocess}
+    metrics = study.suite.metrics
+    cfg = {"fast_path": False, "hd95": True, "postprocess": metrics.postprocess, "tta": metrics.tta}
     table, metrics = steps.evaluate_segmentation(UnetPipeline(model), test, cfg)
     status, reason = training_status(json.loads((folder / "history.json").read_text(encoding="utf-8")))
     row = {

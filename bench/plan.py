@@ -208,10 +208,11 @@ def with_config(task: Task, **changes: Any) -> Task:
 
 
 def postprocess_config(suite: Suite) -> dict[str, str]:
-    """The ``postprocess`` entry of a measured cell's config: only a rule other than ``"none"`` enters it, so
-    every cell of a suite without one keeps its key (the rule is a scoring step: no Unet's key carries it)."""
-    rule = suite.metrics.postprocess
-    return {} if rule == "none" else {"postprocess": rule}
+    """The ``postprocess`` and ``tta`` entries of a measured cell's config: only a rule other than ``"none"``
+    enters it, so every cell of a suite without one keeps its key (both are scoring steps: no Unet's key
+    carries them)."""
+    rules = {"postprocess": suite.metrics.postprocess, "tta": suite.metrics.tta}
+    return {name: rule for name, rule in rules.items() if rule != "none"}
 
 
 def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dict[str, Any], str]]) -> list[Task]:

@@ -23,6 +23,7 @@ from unetgan_core.external import NotDifferentiable
 from unetgan_core.inference import translate
 from unetgan_core.pipelines import UnetPipeline
 from unetgan_core.postprocess import postprocess
+from unetgan_core.tta import with_tta
 
 FAST_PATH_CHECK_IMAGES = 64  # images on which the fast path's Dice is compared with fp32
 PANEL_SEVERITIES = (0, 1, 3, 5)  # corruption severities shown in the report's example panels
@@ -140,13 +141,15 @@ def _predict(
 def evaluate_segmentation(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-image Dice (and HD95) of a pipeline on a labelled test set, and their summary.
 
-    ``cfg``: ``fast_path`` (``_predict``), ``hd95`` (default on) and ``postprocess`` (a rule of
+    ``cfg``: ``fast_path`` (``_predict``), ``hd95`` (default on), ``tta`` (``unetgan_core.tta``: the pipeline's
+    probabilities averaged over rotations of its input; default ``"none"``) and ``postprocess`` (a rule of
     ``unetgan_core.postprocess``, applied to the predicted label maps before scoring; default ``"none"``).
     """
     from unetgan_core import stats
     from unetgan_core.metrics import dice_scores, hd95_scores
 
     test = test.take(test.labelled)
+    pipeline = with_tta(pipeline, cfg.get("tta", "none"))
     pred, fast = _predict(pipeline, test.images, test.labels, test.myo_labelled, cfg.get("fast_path", False))
     pred = postprocess(pred, cfg.get("postprocess", "none"))
     scores = dice_scores(pred, test.labels, myo_labelled=test.myo_labelled)
@@ -242,7 +245,8 @@ def evaluate_corruption(pipeline, test: SliceSet, cfg: dict[str, Any]) -> tuple[
     # path's Dice check would predict the first 64 images twice, more than the fast path saves on 16 images x 6.
     predicted = corrupted
     if len(test):
-        stacked = postprocess(pipeline.predict(np.concatenate(corrupted)), cfg.get("postprocess", "none"))
+        scored = with_tta(pipeline, cfg.get("tta", "none"))
+        stacked = postprocess(scored.predict(np.concatenate(corrupted)), cfg.get("postprocess", "none"))
         predicted = np.split(stacked, len(severities))
     example = int(_spread(test, 1)[0]) if len(test) else 0  # the image with the largest LV
     rows, shown = [], {}

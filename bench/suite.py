@@ -42,6 +42,7 @@ from unetgan_core.postprocess import POSTPROCESS
 from unetgan_core.scenarios import Scenario
 from unetgan_core.throughput.pipelines import ThroughputSection, parse_section
 from unetgan_core.training import SegTrainConfig, TranslatorConfig
+from unetgan_core.tta import TTA
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -186,6 +187,12 @@ class MetricSection:
         "none",
         doc="clean-up of predicted label maps before scoring (unetgan_core/postprocess.py)",
         choices=tuple(POSTPROCESS),
+        omit_default=True,  # added later: a suite without it keeps its recorded configuration
+    )
+    tta: str = field(
+        "none",
+        doc="test-time augmentation: probabilities averaged over small rotations (unetgan_core/tta.py)",
+        choices=TTA,
         omit_default=True,  # added later: a suite without it keeps its recorded configuration
     )
 
