@@ -53,3 +53,15 @@ def test_each_file_version_is_hashed_once_and_a_damaged_memo_is_hashed_again(tmp
 def test_a_missing_file_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match="gone.dcm: file is missing or unreadable"):
         file_fingerprint([tmp_path / "gone.dcm"], tmp_path, tmp_path / "cache")
+
+
+def test_reading_only_writes_no_memo(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc")
+    cache = tmp_path / "cache"
+    fingerprint._seen.clear()
+    assert file_fingerprint([path], tmp_path, cache, remember=False)[0][2] == hashlib.sha256(b"abc").hexdigest()
+    assert not cache.exists()  # planning and validate write nothing
+    fingerprint._seen.clear()
+    file_fingerprint([path], tmp_path, cache)
+    assert len(list((cache / "digests").iterdir())) == 1

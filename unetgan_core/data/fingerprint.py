@@ -6,7 +6,8 @@ same keys, and a file rewritten with new content gives new ones; touching a file
 
 Hashing is done once per file version: the digest is remembered under the file's absolute path, size,
 modification time and inode, in this process and in ``<cache>/digests/`` (one small text file each, written
-atomically), so a large data set is read in full only the first time.
+atomically, when a subject is loaded; planning and ``validate`` only read them, so they write nothing), so a
+large data set is read in full only the first time.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ def _stat(path: Path) -> os.stat_result:
         raise DataError(f"{path}: file is missing or unreadable") from None
 
 
-def file_digest(path: Path, cache_dir: str | Path | None = None) -> str:
-    """SHA-256 (hex) of ``path``'s bytes, remembered per file version (module docstring)."""
+def file_digest(path: Path, cache_dir: str | Path | None = None, remember: bool = True) -> str:
+    """SHA-256 (hex) of ``path``'s bytes, remembered per file version (module docstring); ``remember=False``
+    reads the on-disk memo but does not write it."""
     st = _stat(path)
     version = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
     if version in _seen:
@@ -45,7 +47,8 @@ def file_digest(path: Path, cache_dir: str | Path | None = None) -> str:
         digest = ""
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         digest = _hash_file(path)
-        _remember(memo, digest)
+        if remember:
+            _remember(memo, digest)
     _seen[version] = digest
     return digest
 
@@ -73,7 +76,7 @@ def _remember(memo: Path, digest: str) -> None:
 
 
 def file_fingerprint(
-    paths: Sequence[Path], root: str | Path | None = None, cache_dir: str | Path | None = None
+    paths: Sequence[Path], root: str | Path | None = None, cache_dir: str | Path | None = None, remember: bool = True
 ) -> list[list]:
     """``[name, size in bytes, SHA-256]`` per file; the name is relative to ``root`` where the file lies under it.
 
@@ -81,11 +84,12 @@ def file_fingerprint(
         paths: the files.
         root: the data set's folder (a file outside it keeps its absolute path as its name).
         cache_dir: where digests are remembered (default ``$UNETGAN_CACHE`` or ``~/.cache/unetgan-bench``).
+        remember: write new digests to ``cache_dir`` (False: only read them).
     """
     base = os.path.abspath(root) if root is not None else None
     out = []
     for path in paths:
-        digest = file_digest(Path(path), cache_dir)
+        digest = file_digest(Path(path), cache_dir, remember)
         name = os.path.abspath(path)
         if base is not None and (name == base or name.startswith(base.rstrip(os.sep) + os.sep)):
             name = Path(os.path.relpath(name, base)).as_posix()

@@ -334,8 +334,9 @@ class SubjectSource(abc.ABC):
         """The data set's folder: file names in cache keys are relative to it (``data/fingerprint.py``)."""
         return getattr(self, "root", None)
 
-    def _fingerprint(self, vendor: str, subject: str) -> list[list]:
-        return file_fingerprint(self._subject_files(vendor, subject), self.files_root, self.cache_dir)
+    def _fingerprint(self, vendor: str, subject: str, remember: bool = False) -> list[list]:
+        # Digests are written to the cache only when a subject is loaded (which writes its slices there too).
+        return file_fingerprint(self._subject_files(vendor, subject), self.files_root, self.cache_dir, remember)
 
     def cache_key(self) -> dict:
         """Everything that determines this source's output: options and every file's name, size and content."""
@@ -351,7 +352,7 @@ class SubjectSource(abc.ABC):
             "files": files,
         }
 
-    def _subject_key(self, vendor: str, subject: str) -> dict:
+    def _subject_key(self, vendor: str, subject: str, remember: bool = False) -> dict:
         return {
             "source": self.name,
             "version": PREPROCESS_VERSION,
@@ -359,13 +360,13 @@ class SubjectSource(abc.ABC):
             "subject": subject,
             "options": dataclasses.asdict(self.options),
             "settings": self._settings(),
-            "files": self._fingerprint(vendor, subject),
+            "files": self._fingerprint(vendor, subject, remember),
         }
 
     def _load_subject(self, vendor: str, subject: str) -> SliceSet:
         # Cached per subject, so any split of the subjects reuses the same files.
         return cached_sliceset(
-            self._subject_key(vendor, subject),
+            self._subject_key(vendor, subject, remember=True),
             lambda: self._read_subject(vendor, subject),
             kind=self.name,
             cache_dir=self.cache_dir,
