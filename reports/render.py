@@ -115,12 +115,30 @@ def _header(run: Run) -> list[tuple[str, str]]:
             if (citation := ((m.get("suite_config") or {}).get("suite") or {}).get("citation"))
             else []
         ),
+        *_scoring((m.get("suite_config") or {}).get("metrics") or {}),
         *_subject_notes("skipped subjects", m.get("skipped_subjects")),
         *_subject_notes("labels left out", m.get("unused_labels")),
         *_audited(m.get("audited") or {}),
         ("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items())) or fmt.MISSING),
         ("run folder", str(run.path)),
     ]
+
+
+SCORING = {
+    (
+        "tta",
+        "rotations",
+    ): "test-time augmentation: softmax averaged over rotations of each image by -10, 0 and +10 degrees",
+    ("postprocess", "largest_component"): "post-processing: the largest connected LV and blood pool kept per slice",
+}
+
+
+def _scoring(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """One header line naming what changed the predictions before they were scored (``[metrics] tta``,
+    ``postprocess``), or none when they were scored as predicted."""
+    chosen = [(key, metrics.get(key, "none")) for key in ("tta", "postprocess")]
+    steps = [SCORING.get((key, rule), f"{key} = {rule}") for key, rule in chosen if rule != "none"]
+    return [("scoring", "; ".join(steps) + " (FGSM rows attack the raw pipeline)")] if steps else []
 
 
 def _subject_notes(title: str, items: list | None) -> list[tuple[str, str]]:

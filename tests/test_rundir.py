@@ -132,3 +132,16 @@ def test_a_version_1_key_field_of_the_wrong_type_is_rejected(tmp_path: Path, fie
     (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=f"results.jsonl:{rows.index(fgsm) + 1}: '{field}' must be"):
         rundir.read_rows(tmp_path)
+
+
+def test_the_report_header_says_how_predictions_were_changed_before_scoring(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(RUN_V1, run_dir)
+    assert "<dt>scoring</dt>" not in render_report(run_dir, exports=False).read_text(encoding="utf-8")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest.setdefault("suite_config", {})["metrics"] = {"tta": "rotations", "postprocess": "largest_component"}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    html = render_report(run_dir, exports=False).read_text(encoding="utf-8")
+    assert "<dt>scoring</dt>" in html
+    assert "rotations of each image by -10, 0 and +10 degrees" in html
+    assert "the largest connected LV and blood pool kept per slice" in html
