@@ -94,7 +94,8 @@ def _task(kind: str, config: dict[str, Any], deps: tuple[str, ...] = (), setting
 def external_task(suite: Suite, name: str) -> Task:
     """The task of the suite's ``[models.NAME]``: nothing to train; its key is its files' SHA-256 and declared
     contracts (not its name), so the same network in another suite or under another name has the same key."""
-    from unetgan_core.external.provenance import declared_files, file_sha256
+    from unetgan_core.external.provenance import declared_files
+    from unetgan_core.hashing import file_sha256
 
     spec = suite.models[name]
     files = declared_files(spec, suite.base_dir)
@@ -207,7 +208,7 @@ def with_config(task: Task, **changes: Any) -> Task:
     return _task(task.kind, {**config, **changes}, task.deps, task.settings)
 
 
-def postprocess_config(suite: Suite) -> dict[str, str]:
+def scoring_config(suite: Suite) -> dict[str, str]:
     """The ``postprocess`` and ``tta`` entries of a measured cell's config: only a rule other than ``"none"``
     enters it, so every cell of a suite without one keeps its key (both are scoring steps: no Unet's key
     carries them)."""
@@ -249,7 +250,7 @@ def corruption_tasks(suite: Suite, pipe_of: dict[tuple[str, str, int], tuple[dic
                         "test": test,
                         # The same draws for every pipeline, so pipelines see the same corrupted images.
                         "seed": derive_seed(c.seed, "corruption", vendor, corruption),
-                        **postprocess_config(suite),
+                        **scoring_config(suite),
                     }
                     out.append(_task("corruption", config, deps))
     return out
@@ -379,7 +380,7 @@ def build_plan(suite: Suite, source) -> Plan:
                                 "test": test,
                                 "hd95": suite.metrics.hd95,
                                 "fast_path": suite.suite.fast_path,
-                                **postprocess_config(suite),
+                                **scoring_config(suite),
                             },
                             tuple(deps),
                         )

@@ -17,7 +17,6 @@ Folders from before checksums were recorded are accepted as they are; their read
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from unetgan_core.errors import DataError
+from unetgan_core.hashing import file_sha256
 from unetgan_core.quarantine import set_aside
 
 DEFAULT_ROOT = Path(os.environ.get("UNETGAN_CACHE", Path.home() / ".cache" / "unetgan-bench"))
@@ -95,11 +95,7 @@ def checksums(folder: Path) -> dict[str, str]:
     out = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != CHECKSUMS:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            out[path.relative_to(folder).as_posix()] = digest.hexdigest()
+            out[path.relative_to(folder).as_posix()] = file_sha256(path)
     return out
 
 

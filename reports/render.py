@@ -124,11 +124,9 @@ def _header(run: Run) -> list[tuple[str, str]]:
     ]
 
 
-SCORING = {
-    (
-        "tta",
-        "rotations",
-    ): "test-time augmentation: softmax averaged over rotations of each image by -10, 0 and +10 degrees",
+_TTA_NOTE = "test-time augmentation: softmax averaged over rotations of each image by -10, 0 and +10 degrees"
+SCORING = {  # (setting, rule) -> what it did to the predictions, for the report header
+    ("tta", "rotations"): _TTA_NOTE,
     ("postprocess", "largest_component"): "post-processing: the largest connected LV and blood pool kept per slice",
 }
 

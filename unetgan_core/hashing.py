@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 # Field metadata flag: a setting added after artifacts were cached is left out of the canonical form while it has
@@ -51,3 +52,12 @@ def config_hash(obj: Any, length: int = 16) -> str:
 def derive_seed(*parts: Any) -> int:
     """A 31-bit seed derived from ``parts`` (so nothing depends on one global seed)."""
     return int(config_hash(list(parts), 8), 16) & 0x7FFFFFFF
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read ``chunk`` bytes at a time (a large file is never loaded whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

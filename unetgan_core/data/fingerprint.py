@@ -12,7 +12,6 @@ large data set is read in full only the first time.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections.abc import Sequence
@@ -20,9 +19,8 @@ from pathlib import Path
 
 from unetgan_core.data.cache import default_cache_dir
 from unetgan_core.errors import DataError
-from unetgan_core.hashing import config_hash
+from unetgan_core.hashing import config_hash, file_sha256
 
-_CHUNK = 1 << 20
 _seen: dict[tuple, str] = {}
 
 
@@ -33,10 +31,12 @@ def _stat(path: Path) -> os.stat_result:
         raise DataError(f"{path}: file is missing or unreadable") from None
 
 
-def file_digest(path: Path, cache_dir: str | Path | None = None, remember: bool = True) -> str:
+def file_digest(
+    path: Path, cache_dir: str | Path | None = None, remember: bool = True, st: os.stat_result | None = None
+) -> str:
     """SHA-256 (hex) of ``path``'s bytes, remembered per file version (module docstring); ``remember=False``
-    reads the on-disk memo but does not write it."""
-    st = _stat(path)
+    reads the on-disk memo but does not write it; ``st``: the file's ``os.stat`` if the caller has it."""
+    st = st or _stat(path)
     version = (os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
     if version in _seen:
         return _seen[version]
@@ -54,14 +54,10 @@ def file_digest(path: Path, cache_dir: str | Path | None = None, remember: bool 
 
 
 def _hash_file(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(_CHUNK):
-                h.update(block)
+        return file_sha256(path)
     except OSError:
         raise DataError(f"{path}: file is missing or unreadable") from None
-    return h.hexdigest()
 
 
 def _remember(memo: Path, digest: str) -> None:
@@ -89,9 +85,10 @@ def file_fingerprint(
     base = os.path.abspath(root) if root is not None else None
     out = []
     for path in paths:
-        digest = file_digest(Path(path), cache_dir, remember)
+        st = _stat(Path(path))
+        digest = file_digest(Path(path), cache_dir, remember, st)
         name = os.path.abspath(path)
         if base is not None and (name == base or name.startswith(base.rstrip(os.sep) + os.sep)):
             name = Path(os.path.relpath(name, base)).as_posix()
-        out.append([name, _stat(Path(path)).st_size, digest])
+        out.append([name, st.st_size, digest])
     return out

@@ -23,7 +23,8 @@ in-plane rescaling to 1.5 x 1.5 mm, centre crop to 192 x 192 pixels. Here:
 
 ``SubjectSource`` is the loading loop the real-data sources share: one subject at a time,
 an on-disk cache of each preprocessed subject (``data/cache.py``, keyed by the options and the
-files' names under the data folder, sizes and SHA-256: ``data/fingerprint.py``), and ``skip_bad`` to report and skip bad subjects.
+files' names under the data folder, sizes and SHA-256: ``data/fingerprint.py``), and ``skip_bad``
+to report and skip bad subjects.
 """
 
 from __future__ import annotations

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20  # bytes read at a time, so a large model file is hashed without loading it whole
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from unetgan_core.hashing import file_sha256
 
 
 def file_record(role: str, path: Path) -> dict[str, Any]:
